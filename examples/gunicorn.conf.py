@@ -1,0 +1,24 @@
+"""gunicorn settings for the examples: ``gunicorn -c examples/gunicorn.conf.py examples.flask_app:app``.
+
+Several workers share revocations and login rate limits only through a shared store: set
+``JWT_WSGI_STORE=sqlite:///path/store.db`` (one host) or ``redis://...`` (several hosts).
+"""
+
+import os
+import tempfile
+
+# Every worker must see the same revocations and login counters: default to one SQLite file.
+os.environ.setdefault("JWT_WSGI_STORE", f"sqlite:///{tempfile.gettempdir()}/jwt-wsgi-examples.db")
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WORKERS", "2"))
+worker_class = "sync"
+timeout = 30
+# Trust no peer to move the mount point or forge the client address; behind a proxy, name it:
+# FORWARDED_ALLOW_IPS=10.0.0.5 (and let the proxy strip SCRIPT_NAME / PATH_INFO headers).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
+forwarder_headers = ""
+accesslog = "-"
+# %(U)s is the path without the query string: tokens must never land in access logs.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
+chdir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,409 @@
+"""The ``jwt-wsgi`` command (also ``python -m jwt_wsgi``).
+
+A user's mistake is one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import secrets
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any, NoReturn
+
+import jwt
+
+from . import __version__
+from .errors import ConfigurationError
+from .settings import ALGORITHMS, HMAC_ALGORITHMS, Settings, parse_duration
+
+PROG = "jwt-wsgi"
+
+
+class UsageError(Exception):
+    """A mistake on the command line: printed as one line, exit status 2."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise UsageError(message)
+
+
+# -- configuration ----------------------------------------------------------------------------
+def load_settings(config: str | None, **overrides: Any) -> Settings:
+    """Settings from ``--config FILE`` (TOML) or, without it, from ``JWT_WSGI_*`` variables."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if config:
+        return Settings.from_file(config, **overrides)
+    return Settings.from_env(None, **overrides)
+
+
+def _claims(pairs: Sequence[str]) -> dict[str, Any]:
+    claims: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--claim takes KEY=VALUE, got {pair!r}")
+        try:
+            claims[key] = json.loads(raw)  # numbers, true/false, lists ...
+        except ValueError:
+            claims[key] = raw
+    return claims
+
+
+# -- users ------------------------------------------------------------------------------------
+def _users_file(args: argparse.Namespace) -> str:
+    path = args.users_file or os.environ.get("JWT_WSGI_USERS_FILE")
+    return path or "users.json"
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from .users import hash_password, load_for_edit, save_atomically, valid_username
+
+    path = _users_file(args)
+    try:
+        data = load_for_edit(path)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read users file {path!r}: {exc}")
+    users = data["users"]
+    if args.users_command == "list":
+        for name in sorted(users):
+            claims = users[name].get("claims") or {}
+            extra = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(claims.items()))
+            print(f"{name} {extra}".rstrip())
+        return 0
+    name = args.name
+    if args.users_command == "remove":
+        if name not in users:
+            _fail(f"no user {name!r} in {path}")
+        del users[name]
+        save_atomically(path, data)
+        print(f"removed {name}")
+        return 0
+    if not valid_username(name):
+        _fail(f"{name!r} is not a valid user name (printable, no spaces or ':', at most 256 characters)")
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password[:-1] if password.endswith("\r") else password
+    else:
+        password = getpass.getpass(f"Password for {name}: ")
+        if getpass.getpass("Again: ") != password:
+            _fail("the passwords do not match")
+    if len(password) < 8:
+        _fail("the password must have at least 8 characters")
+    claims = _claims(args.claim)
+    existed = name in users
+    users[name] = {"password": hash_password(password), "claims": claims}
+    save_atomically(path, data)
+    print(f"{'updated' if existed else 'added'} {name} in {path}")
+    return 0
+
+
+# -- tokens -----------------------------------------------------------------------------------
+def cmd_token(args: argparse.Namespace) -> int:
+    from .keys import KeyRing
+    from .tokens import TokenIssuer
+
+    settings = load_settings(args.config)
+    ttl = parse_duration("--ttl", args.ttl) if args.ttl else settings.access_ttl
+    if ttl <= 0:
+        _fail("--ttl must be longer than zero")
+    keys = KeyRing(settings)
+    if not keys.can_sign:
+        _fail("minting tokens needs a signing key (secret, or private_key)")
+    token, _ = TokenIssuer(settings, keys).issue(args.sub, ttl, claims=_claims(args.claim))
+    print(token)
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    token = args.token.strip()
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        _fail("this is not a JWT (expected three base64url segments with JSON header and claims)")
+    status = "not verified (--no-verify)"
+    code = 0
+    if not args.no_verify:
+        from .errors import ExpiredToken, InvalidToken
+        from .keys import KeyRing
+        from .tokens import TokenVerifier
+
+        settings = load_settings(args.config)
+        try:
+            TokenVerifier(settings, KeyRing(settings)).verify(token, expected_type=claims.get("type", "access"))
+            status = "valid: signature, algorithm and claims verified"
+        except ExpiredToken:
+            status, code = "EXPIRED: the signature is good but the token has expired", 1
+        except InvalidToken:
+            status, code = "INVALID: forged, signed with another key or algorithm, or its claims are not accepted", 1
+    print("header: " + json.dumps(header, indent=2, sort_keys=True))
+    print("claims: " + json.dumps(claims, indent=2, sort_keys=True))
+    exp = claims.get("exp")
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        left = exp - time.time()
+        when = datetime.fromtimestamp(exp, tz=timezone.utc).isoformat(timespec="seconds")
+        print(f"expires: {when} ({'in ' + _span(left) if left > 0 else _span(-left) + ' ago'})")
+    else:
+        print("expires: never (no numeric exp claim: jwt_wsgi refuses such tokens)")
+    print(f"status: {status}")
+    return code
+
+
+def _span(seconds: float) -> str:
+    """``3725`` -> ``1h 2m 5s``."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return " ".join(parts) or "0s"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .middleware import JWTMiddleware
+
+    settings = load_settings(args.config)
+
+    def nothing(environ: Any, start_response: Any) -> list[bytes]:
+        return []
+
+    middleware = JWTMiddleware(nothing, settings)  # loads keys and users: every check there is
+    try:
+        middleware.store.ping()
+    except Exception as exc:  # StoreUnavailable and the like
+        _fail(f"store {settings.public_view()['store']}: unreachable ({exc})")
+    finally:
+        middleware.store.close()
+    print(json.dumps(settings.public_view(), indent=2, sort_keys=True, default=str))
+    print("configuration OK", file=sys.stderr)
+    return 0
+
+
+# -- keys -------------------------------------------------------------------------------------
+def cmd_keys(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    from .keys import KeyRing
+
+    if args.keys_command == "jwks":
+        settings = load_settings(args.config)
+        jwks = KeyRing(settings).jwks()
+        if jwks is None:
+            _fail(f"{settings.algorithm} uses a shared secret: there is no public key to publish")
+        print(json.dumps(jwks, indent=2))
+        return 0
+    alg = args.alg
+    if alg in HMAC_ALGORITHMS:
+        _fail(f"{alg} uses a shared secret, not a key pair; set JWT_WSGI_SECRET to a random value instead")
+    if alg not in ALGORITHMS:
+        _fail(f"unsupported algorithm {alg!r}")
+    if alg.startswith(("RS", "PS")):
+        private: Any = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    elif alg == "EdDSA":
+        private = ed25519.Ed25519PrivateKey.generate()
+    else:
+        curve = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()}[alg]
+        private = ec.generate_private_key(curve)
+    os.makedirs(args.out, exist_ok=True)
+    priv_path = os.path.join(args.out, "private.pem")
+    pub_path = os.path.join(args.out, "public.pem")
+    for path in (priv_path, pub_path):
+        if os.path.exists(path):
+            _fail(f"{path} exists; choose another --out directory (keys are never overwritten)")
+    fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    with open(pub_path, "wb") as fh:
+        fh.write(private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    ring = KeyRing(Settings(algorithm=alg, private_key=priv_path))
+    print(f"kid: {ring.active.kid}")
+    print(f"private key: {priv_path} (mode 0600)")
+    print(f"public key: {pub_path}")
+    return 0
+
+
+# -- serving ----------------------------------------------------------------------------------
+def _refuse_memory_store(settings: Settings, workers: int) -> None:
+    if workers > 1 and settings.store.startswith("memory:"):
+        _fail(
+            f"the memory:// store lives in one process, but {workers} workers would each keep their own "
+            "revocations and rate limits; use store = sqlite:///path/file.db (one host) or redis://... "
+            "(several hosts), or --workers 1"
+        )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .middleware import JWTMiddleware
+    from .serving import gunicorn_options, import_app, run
+
+    overrides: dict[str, Any] = {}
+    if args.protect:
+        overrides["protect"] = args.protect
+    if args.trusted_proxy:
+        overrides["trusted_proxies"] = args.trusted_proxy
+    if args.store:
+        overrides["store"] = args.store
+    settings = load_settings(args.config, **overrides)
+    if args.workers > 1 and settings.store.startswith("memory:") and not args.store and not _store_configured(args):
+        state = os.path.join(tempfile.gettempdir(), f"jwt-wsgi-{os.getuid()}")
+        os.makedirs(state, mode=0o700, exist_ok=True)
+        settings = load_settings(args.config, **overrides, store=f"sqlite:///{state}/store.db")
+        print(f"{PROG}: {args.workers} workers share revocations and rate limits in {settings.store}", file=sys.stderr)
+    _refuse_memory_store(settings, args.workers)
+    app = JWTMiddleware(import_app(args.app), settings)
+    _ping(app)
+    run(app, gunicorn_options(args.bind, args.workers, trusted_proxies=settings.trusted_proxies))
+    return 0
+
+
+def _store_configured(args: argparse.Namespace) -> bool:
+    if args.config:
+        import tomllib
+
+        with open(args.config, "rb") as fh:
+            data = tomllib.load(fh)
+        return "store" in data.get("jwt_wsgi", data)
+    return "JWT_WSGI_STORE" in os.environ
+
+
+def _ping(app: Any) -> None:
+    from .errors import StoreUnavailable
+
+    try:
+        app.store.ping()
+    except StoreUnavailable as exc:
+        _fail(f"store {app.settings.public_view()['store']} is unreachable: {exc}")
+    finally:
+        app.store.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo_app
+    from .middleware import JWTMiddleware
+    from .serving import gunicorn_options, run
+    from .users import hash_password, save_atomically
+
+    state = tempfile.mkdtemp(prefix="jwt-wsgi-demo-")
+    password = secrets.token_urlsafe(12)
+    users_file = os.path.join(state, "users.json")
+    save_atomically(users_file, {"users": {
+        "demo": {"password": hash_password(password), "claims": {"scope": "read"}},
+    }})
+    # Generated once in this (master) process; the forked workers inherit it, so a token
+    # issued by one worker verifies in all of them. Demo only: a real deployment sets its own.
+    secret = secrets.token_urlsafe(48)
+    store = "memory://" if args.workers == 1 else f"sqlite:///{state}/store.db"
+    app = JWTMiddleware(demo_app, secret=secret, protect=["/api"], public=["/api/health"],
+                        scopes={"/api/admin": ["admin"]}, users_file=users_file, store=store)
+    _ping(app)
+    base = f"http://{args.bind}"
+    login = json.dumps({"username": "demo", "password": password})
+    print(f"""jwt_wsgi demo on {base}  (state in {state}; Ctrl-C to stop)
+
+demo user: demo
+password:  {password}    (shown once)
+
+Try it:
+  curl -i {base}/api/me
+  curl -s -X POST {base}/auth/login -H 'Content-Type: application/json' -d {shlex.quote(login)}
+  TOKEN=$(curl -s -X POST {base}/auth/login -H 'Content-Type: application/json' -d {shlex.quote(login)} | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s {base}/api/me -H "Authorization: Bearer $TOKEN"
+  curl -i {base}/api/admin -H "Authorization: Bearer $TOKEN"
+  curl -i -X POST {base}/auth/logout -H "Authorization: Bearer $TOKEN"
+  curl -i {base}/api/me -H "Authorization: Bearer $TOKEN"
+""", flush=True)
+    run(app, gunicorn_options(args.bind, args.workers, extra={"accesslog": None}))
+    return 0
+
+
+# -- the parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="JSON Web Token authentication for any WSGI application.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run an example app behind the middleware")
+    p.add_argument("--bind", default="127.0.0.1:8000")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="wrap an existing WSGI app and serve it with gunicorn")
+    p.add_argument("app", metavar="MODULE:APP")
+    p.add_argument("--config", metavar="FILE", help="TOML options (default: JWT_WSGI_* variables)")
+    p.add_argument("--bind", default="127.0.0.1:8000")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--protect", action="append", metavar="PREFIX")
+    p.add_argument("--store", metavar="URL")
+    p.add_argument("--trusted-proxy", action="append", metavar="IP",
+                   help="a proxy allowed to set X-Forwarded-For/-Proto (repeatable)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("users", help="manage the users file")
+    users = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    for action in ("add", "remove", "list"):
+        q = users.add_parser(action)
+        if action != "list":
+            q.add_argument("name", metavar="NAME")
+        q.add_argument("--users-file", metavar="F", help="default: $JWT_WSGI_USERS_FILE or users.json")
+        if action == "add":
+            q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+            q.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_users)
+
+    p = sub.add_parser("token", help="mint a token")
+    p.add_argument("--sub", required=True, metavar="NAME")
+    p.add_argument("--ttl", metavar="DURATION", help="e.g. 90s, 30m, 12h (default: access_ttl)")
+    p.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--config", metavar="FILE")
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("decode", help="show a token's header, claims and expiry")
+    p.add_argument("token", metavar="TOKEN", help="the token, or - to read it from standard input")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--no-verify", action="store_true", help="do not check the signature or claims")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("keys", help="key pairs and JWK Sets")
+    keys = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    q = keys.add_parser("generate")
+    q.add_argument("--alg", required=True, choices=[a for a in ALGORITHMS if a not in HMAC_ALGORITHMS])
+    q.add_argument("--out", required=True, metavar="DIR")
+    q = keys.add_parser("jwks")
+    q.add_argument("--config", metavar="FILE")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("check", help="validate a configuration and print it with secrets hidden")
+    p.add_argument("--config", metavar="FILE")
+    p.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", 1) < 1:
+        parser.error("--workers must be at least 1")
+    try:
+        return int(args.func(args))
+    except (UsageError, ConfigurationError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

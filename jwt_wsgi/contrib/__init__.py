@@ -1,0 +1,1 @@
+"""Small helpers for frameworks, using their public APIs only."""

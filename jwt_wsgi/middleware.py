@@ -1,0 +1,242 @@
+"""``JWTMiddleware``: route a request to an endpoint, to verification, or straight through."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
+from typing import Any, NamedTuple
+
+from .endpoints import Endpoints
+from .errors import (
+    AuthError,
+    InsufficientScope,
+    InternalError,
+    InvalidRequest,
+    MissingToken,
+    RevokedToken,
+    ServiceUnavailable,
+    StoreUnavailable,
+)
+from .keys import KeyRing
+from .paths import BadPath, ExactSet, PrefixSet, canonical_path, fold
+from .responses import ErrorRenderer, StartResponse
+from .settings import Settings
+from .stores import Store, open_store
+from .tokens import TokenIssuer, TokenReader, TokenVerifier
+from .users import UsersFile
+
+log = logging.getLogger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+CLAIMS_KEY = "jwt_wsgi.claims"
+RENDERER_KEY = "jwt_wsgi.errors"  # how this middleware renders errors, for requires()
+ENVIRON_PREFIX = "jwt_wsgi."
+
+#: The environ of the request being handled on this thread/task (for :func:`jwt_wsgi.requires`).
+current_environ: ContextVar[dict[str, Any] | None] = ContextVar("jwt_wsgi_environ", default=None)
+
+
+_GENERIC_500 = b'{"error":"internal_error","message":"Internal server error"}'
+
+
+class Route(NamedTuple):
+    """What the middleware does with one path; computed once per distinct path."""
+
+    endpoint: Callable[[dict[str, Any], StartResponse], list[bytes]] | None
+    protected: bool
+    scopes: tuple[str, ...]
+    bad: bool  # control characters in the path: 400
+
+
+class JWTMiddleware:
+    """Put JSON Web Token authentication in front of a WSGI application.
+
+    Requests under a ``protect`` prefix (everything, by default) need a valid token; the
+    application then finds the verified claims in ``environ["jwt_wsgi.claims"]`` and the ``sub``
+    claim in ``REMOTE_USER``. Elsewhere a valid token still fills in the claims and an invalid
+    one is ignored. The login, refresh, logout and JWKS endpoints are answered by the middleware.
+
+    .. code-block:: python
+
+        from jwt_wsgi import JWTMiddleware
+
+        app = JWTMiddleware(app, secret=os.environ["JWT_WSGI_SECRET"],
+                            protect=["/api"], public=["/api/health"], users_file="users.json")
+
+    Every option is validated here, so a bad configuration fails at start-up (gunicorn's boot),
+    never on the first request.
+
+    Security: the algorithm is pinned by configuration, ``exp`` is required, prefixes are
+    matched on the canonical path (so ``//api``, ``/./api`` or ``/API`` are protected as ``/api``
+    is), and every failure is answered with a fixed message. You still have to run behind TLS:
+    a bearer token is as good as a password to whoever reads it.
+
+    :param app: any WSGI application; it is called unchanged.
+    :param options: see the README's options table (the names of :class:`~jwt_wsgi.settings.Settings`).
+    """
+
+    def __init__(self, app: WSGIApp, settings: Settings | None = None, **options: Any) -> None:
+        if settings is not None and options:
+            raise TypeError("pass either settings or options, not both")
+        self.app = app
+        self.settings = settings if settings is not None else Settings.from_mapping(options)
+        s = self.settings
+        self.keys = KeyRing(s)
+        self.reader = TokenReader(s)
+        self.verifier = TokenVerifier(s, self.keys)
+        self.issuer = TokenIssuer(s, self.keys) if self.keys.can_sign else None
+        self.store: Store = open_store(s.store)
+        self.renderer = ErrorRenderer(s.error_format, s.realm)
+        authenticate = s.authenticate or (UsersFile(s.users_file) if s.users_file else None)
+        self.endpoints = Endpoints(
+            s,
+            issuer=self.issuer,
+            verifier=self.verifier,
+            reader=self.reader,
+            store=self.store,
+            authenticate=authenticate,
+            jwks=self.keys.jwks(),
+        )
+        self._routes_table = self.endpoints.routes()
+        self._protect = PrefixSet(s.protect)
+        self._public = ExactSet(s.public)
+        self._scopes = [(PrefixSet([prefix]), scopes) for prefix, scopes in s.scopes.items()]
+        self._cors = s.cors_preflight
+        self._fail_open = s.store_fail_open
+        # One decision per distinct path, bounded: the path space is the client's to choose.
+        self._route = functools.lru_cache(maxsize=4096)(self._compute_route)
+
+    # -- construction helpers ----------------------------------------------------------------
+    @classmethod
+    def from_env(cls, app: WSGIApp, environ: Mapping[str, str] | None = None, **overrides: Any) -> JWTMiddleware:
+        """Options from ``JWT_WSGI_<OPTION>`` environment variables (lists comma-separated)."""
+        return cls(app, Settings.from_env(environ, **overrides))
+
+    @classmethod
+    def from_file(cls, app: WSGIApp, path: str | os.PathLike[str], **overrides: Any) -> JWTMiddleware:
+        """Options from a TOML file (top-level keys, or a ``[jwt_wsgi]`` table)."""
+        return cls(app, Settings.from_file(path, **overrides))
+
+    # -- routing -----------------------------------------------------------------------------
+    def _compute_route(self, script_name: str, path_info: str) -> Route:
+        try:
+            path = canonical_path(script_name, path_info)
+        except BadPath:
+            return Route(None, True, (), True)
+        endpoint = self._routes_table.get(path)
+        if endpoint is not None:
+            return Route(endpoint, False, (), False)
+        folded = fold(path)
+        protected = self._protect.covers(folded) and not self._public.covers(path)
+        scopes: list[str] = []
+        if protected:
+            for prefixes, required in self._scopes:
+                if prefixes.covers(folded):
+                    scopes.extend(s for s in required if s not in scopes)
+        return Route(None, protected, tuple(scopes), False)
+
+    # -- the request -------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            answer = self._authenticate(environ)
+            if answer is not None:
+                return answer(environ, start_response)
+        except AuthError as error:
+            return self._respond(error, start_response)
+        except Exception:
+            log.exception("jwt_wsgi failed while handling a request")
+            return self._respond(InternalError(), start_response)
+        token = current_environ.set(environ)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            current_environ.reset(token)
+
+    def _respond(self, error: AuthError, start_response: StartResponse) -> list[bytes]:
+        try:
+            return self.renderer.respond(error, start_response)
+        except Exception:
+            # A custom error_format failed: fall back to a body that cannot fail.
+            log.exception("jwt_wsgi could not render an error response")
+            start_response("500 Internal Server Error",
+                           [("Content-Type", "application/json"), ("Content-Length", str(len(_GENERIC_500)))])
+            return [_GENERIC_500]
+
+    def _authenticate(self, environ: dict[str, Any]) -> Callable[[dict[str, Any], StartResponse], list[bytes]] | None:
+        """Fill in the claims, or return an endpoint to answer with; raises :class:`AuthError`."""
+        forged = [key for key in environ if key.startswith(ENVIRON_PREFIX)]
+        for key in forged:
+            del environ[key]
+        environ[RENDERER_KEY] = self.renderer
+        route = self._route(environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""))
+        if route.endpoint is not None:
+            return route.endpoint
+        if route.bad:
+            raise InvalidRequest("The request path is malformed")
+        if not route.protected:
+            self._optional(environ)
+            return None
+        if (
+            self._cors
+            and environ.get("REQUEST_METHOD") == "OPTIONS"
+            and "HTTP_ORIGIN" in environ
+            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+        ):
+            return None  # a CORS preflight carries no credentials (Fetch standard)
+        token = self.reader.read(environ)
+        if token is None:
+            raise MissingToken()
+        claims = self.verifier.verify(token)
+        self._check_revoked(claims)
+        if route.scopes:
+            granted = token_scopes(claims)
+            if not granted.issuperset(route.scopes):
+                raise InsufficientScope(route.scopes)
+        self._grant(environ, claims)
+        return None
+
+    def _optional(self, environ: dict[str, Any]) -> None:
+        """Outside ``protect``: a valid token fills in the claims, anything else is ignored."""
+        try:
+            token = self.reader.read(environ)
+            if token is None:
+                return
+            claims = self.verifier.verify(token)
+            self._check_revoked(claims)
+        except (AuthError, StoreUnavailable):
+            return
+        self._grant(environ, claims)
+
+    def _check_revoked(self, claims: Mapping[str, Any]) -> None:
+        try:
+            revoked = self.store.is_revoked(claims.get("jti"), claims["sub"], float(claims.get("iat", 0)), claims.get("fam"))
+        except StoreUnavailable:
+            if self._fail_open:
+                log.warning("store unavailable; revocation check skipped (store_fail_open)")
+                return
+            log.warning("store unavailable; request refused (fail closed)")
+            raise ServiceUnavailable() from None
+        if revoked:
+            raise RevokedToken()
+
+    @staticmethod
+    def _grant(environ: dict[str, Any], claims: dict[str, Any]) -> None:
+        environ[CLAIMS_KEY] = claims
+        environ["REMOTE_USER"] = claims["sub"]
+        environ["AUTH_TYPE"] = "Bearer"
+
+
+def token_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """Scopes granted by a token: ``scope`` (space-delimited, RFC 8693) or ``scp``/``scopes``."""
+    granted: set[str] = set()
+    for name in ("scope", "scp", "scopes"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            granted.update(value.split())
+        elif isinstance(value, list):
+            granted.update(v for v in value if isinstance(v, str))
+    return frozenset(granted)

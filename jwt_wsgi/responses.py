@@ -1,0 +1,115 @@
+"""The only code that builds responses the middleware originates.
+
+Error bodies are fixed per error class and format, so they are rendered once and reused;
+``WWW-Authenticate`` follows RFC 6750 §3 on every 400/401/403 the middleware sends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from .errors import AuthError, InsufficientScope
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str]]
+StartResponse = Callable[..., Any]
+
+_ARTICLE_MESSAGES = {
+    "missing_token": "Token is missing",
+    "token_expired": "Token has expired",
+    "invalid_token": "Invalid Token",
+    "token_revoked": "Invalid Token",
+}
+
+NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+
+
+def status_line(code: int) -> str:
+    return f"{code} {HTTPStatus(code).phrase}"
+
+
+def json_bytes(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def json_response(
+    start_response: StartResponse, status: int, data: Any, headers: Iterable[tuple[str, str]] = ()
+) -> list[bytes]:
+    """Send ``data`` as a JSON body; returns the WSGI iterable."""
+    body = json_bytes(data)
+    start_response(
+        status_line(status),
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers],
+    )
+    return [body]
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class ErrorRenderer:
+    """Turns an :class:`AuthError` into status, headers and body in the configured format.
+
+    :param error_format: ``json``, ``problem`` (RFC 9457), ``article`` or a callable taking the
+        error and returning a JSON-serialisable mapping (status and headers stay ours).
+    :param realm: the ``realm`` of ``WWW-Authenticate``.
+    """
+
+    def __init__(self, error_format: str | Callable[[AuthError], Mapping[str, Any]], realm: str) -> None:
+        self.format = error_format
+        self.realm = realm
+        self._cache: dict[tuple[Any, ...], tuple[str, Headers, bytes]] = {}
+
+    def body(self, error: AuthError) -> tuple[str, Any]:
+        """(content type, JSON-serialisable body) for ``error``."""
+        if callable(self.format):
+            return "application/json", dict(self.format(error))
+        if self.format == "problem":
+            return "application/problem+json", {
+                "type": "about:blank",
+                "title": HTTPStatus(error.status).phrase,
+                "status": error.status,
+                "detail": error.message,
+                "code": error.code,
+            }
+        if self.format == "article":
+            return "application/json", {"error": "1", "message": _ARTICLE_MESSAGES.get(error.code, error.message)}
+        return "application/json", {"error": error.code, "message": error.message}
+
+    def challenge(self, error: AuthError) -> str:
+        parts = [f'Bearer realm="{_quote(self.realm)}"']
+        if error.rfc6750:
+            parts.append(f'error="{error.rfc6750}"')
+            parts.append(f'error_description="{_quote(error.message)}"')
+        if isinstance(error, InsufficientScope) and error.scopes:
+            parts.append(f'scope="{_quote(" ".join(error.scopes))}"')
+        return ", ".join(parts)
+
+    def render(self, error: AuthError) -> tuple[str, Headers, bytes]:
+        scopes = error.scopes if isinstance(error, InsufficientScope) else ()
+        key = (type(error), error.message, error.headers, scopes)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        content_type, data = self.body(error)
+        body = json_bytes(data)
+        headers: Headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if error.challenge:
+            headers.append(("WWW-Authenticate", self.challenge(error)))
+        headers.extend(NO_STORE)
+        headers.extend(error.headers)
+        rendered = (status_line(error.status), headers, body)
+        if not callable(self.format) and len(self._cache) < 256:
+            self._cache[key] = rendered
+        return rendered
+
+    def respond(self, error: AuthError, start_response: StartResponse) -> list[bytes]:
+        status, headers, body = self.render(error)
+        start_response(status, list(headers))
+        return [body]

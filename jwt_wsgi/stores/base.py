@@ -1,0 +1,64 @@
+"""The store protocol: the state every worker process (and every host) must agree on.
+
+A store keeps four kinds of records, each with an expiry after which it may vanish:
+
+- revoked token ids (``jti``), until the token's own ``exp``;
+- per-subject cut-offs: "every token of ``sub`` issued before *T* is revoked";
+- spent refresh-token ids and revoked refresh families (rotation and theft detection);
+- rate-limit counters (fixed windows that start at the first hit).
+
+Every method is atomic with respect to other processes sharing the store. A store that cannot
+be reached raises :class:`~jwt_wsgi.errors.StoreUnavailable`; it never hangs longer than its
+configured socket timeout and never returns a guess.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the middleware needs from shared state. Times are POSIX seconds (floats)."""
+
+    def is_revoked(self, jti: str | None, sub: str, iat: float, family: str | None) -> bool:
+        """True when ``jti`` was revoked, ``family`` was revoked, or ``sub`` has a cut-off
+        later than ``iat``. One round trip at most."""
+        ...
+
+    def revoke(self, jti: str, expires_at: float) -> None:
+        """Revoke one token id until ``expires_at`` (the token's ``exp``)."""
+        ...
+
+    def revoke_subject(self, sub: str, cutoff: float, expires_at: float) -> None:
+        """Revoke every token of ``sub`` with ``iat < cutoff``; the mark lives until ``expires_at``
+        (the latest ``exp`` any such token can have). A later cut-off replaces an earlier one,
+        never the other way round."""
+        ...
+
+    def revoke_family(self, family: str, expires_at: float) -> None:
+        """Revoke a refresh-token family (every token minted from one login) until ``expires_at``."""
+        ...
+
+    def spend(self, jti: str, expires_at: float) -> bool:
+        """Mark a refresh token id as used. True the first time, False for every later call,
+        across all processes: of two concurrent calls exactly one gets True."""
+        ...
+
+    def hit(self, key: str, window: float) -> tuple[int, float]:
+        """Count one attempt under ``key``. The window starts at the first hit and lasts
+        ``window`` seconds. Returns (attempts in the current window including this one,
+        seconds until the window ends)."""
+        ...
+
+    def unhit(self, key: str) -> None:
+        """Take back one attempt (a login that succeeded). Never goes below zero."""
+        ...
+
+    def ping(self) -> None:
+        """Raise :class:`~jwt_wsgi.errors.StoreUnavailable` if the store cannot be reached."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. The store may be used again afterwards (it reconnects)."""
+        ...

@@ -1,0 +1,128 @@
+"""Canonical paths and prefix matching: no spelling of a protected path reaches the app."""
+
+from __future__ import annotations
+
+import pytest
+
+from jwt_wsgi.paths import BadPath, PrefixSet, canonical_path, fold
+
+from jwt_wsgi import JWTMiddleware
+
+from .conftest import CANARY_ADMIN, CANARY_API, SECRET, BufferedClient, bearer, canary_app, mint
+
+
+def native(text: str) -> str:
+    """The PEP 3333 native string a server puts in PATH_INFO for UTF-8 ``text``."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("script_name", "path_info", "expected"),
+    [
+        pytest.param("", "/api", "/api", id="plain"),
+        pytest.param("", "", "/", id="empty"),
+        pytest.param("", "//api//me", "/api/me", id="double-slashes"),
+        pytest.param("", "/./api/./me", "/api/me", id="dot-segments"),
+        pytest.param("", "/x/../api", "/api", id="dotdot"),
+        pytest.param("", "/../../api", "/api", id="dotdot-above-root"),
+        pytest.param("", "/%2Fapi", "/api", id="encoded-slash-left-by-server"),
+        pytest.param("", "/api%252Fme", "/api/me", id="double-encoded"),
+        pytest.param("", "/%2e%2e/api", "/api", id="encoded-dots"),
+        pytest.param("/api", "/me", "/api/me", id="script-name"),
+        pytest.param("", "/api;x=1/me", "/api/me", id="path-params"),
+        pytest.param("", "/\\api\\me", "/api/me", id="backslashes"),
+        pytest.param("", "/api/me/", "/api/me/", id="trailing-slash-kept"),
+        pytest.param("", native("/ad\u200bmin"), "/ad\u200bmin", id="utf8-decoded"),
+        pytest.param("", "/\xff\xfe", "/\ufffd\ufffd", id="invalid-utf8-replaced"),
+    ],
+)
+def test_canonical_path(script_name, path_info, expected):
+    assert canonical_path(script_name, path_info) == expected
+
+
+@pytest.mark.parametrize("path", ["/admin\x00", "/admin%00", "/a\r\nb", "/a%0d%0ab", "/admin\t"])
+def test_control_characters_are_bad_paths(path):
+    with pytest.raises(BadPath):
+        canonical_path("", path)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/API/Me", "/api/me"),
+        ("/ad\u200bmin", "/admin"),
+        ("/\uff21dmin", "/admin"),  # full-width A (NFKC)
+        ("/admin.", "/admin"),
+        ("/admin /x", "/admin/x"),
+        ("/api/", "/api"),
+    ],
+)
+def test_fold(path, expected):
+    assert fold(path) == expected
+
+
+def test_prefix_matching_is_by_segment():
+    prefixes = PrefixSet(["/api", "/Admin/"])
+    assert prefixes.covers("/api") and prefixes.covers("/api/x") and prefixes.covers("/admin")
+    assert not prefixes.covers("/apiary") and not prefixes.covers("/administrator") and not prefixes.covers("/")
+    assert PrefixSet(["/"]).covers("/anything")
+
+
+# -- through the middleware: every spelling is refused without a token ----------------------------
+SPELLINGS = [
+    "/api/me", "/api/me/", "//api/me", "///api/me", "/api//me", "/./api/me", "/x/../api/me", "/public/../api/me",
+    "/%2Fapi/me", "/api%2Fme", "/%2e/api/me", "/%2E%2E/api/me", "/API/me", "/Api/Me", "/api;x=1/me",
+    "/api/me;.css", "/%5capi/me", "/api.", "/api%20", native("/\uff21PI/me"), native("/ap\u200bi/me"),
+    "/admin", "/admin/panel", "//admin/panel", "/ADMIN/panel", "/admin/panel/.", "/admin%252Fpanel",
+]
+
+
+@pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")
+@pytest.mark.parametrize("path", SPELLINGS)
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "PROPFIND", "FOO"])
+def test_no_spelling_of_a_protected_path_passes(client, path, method):
+    # PATH_INFO set directly, as a server delivers it: Werkzeug's client would read "//api" as a host.
+    response = client.open("/", method=method, environ_overrides={"PATH_INFO": path})
+    assert response.status_code == 401
+    assert CANARY_API not in response.data and CANARY_ADMIN not in response.data
+    assert response.headers["WWW-Authenticate"].startswith("Bearer realm=")
+
+
+@pytest.mark.parametrize("path", ["/administrator", "/apiary", "/public", "/", "/ap", "/api-docs"])
+def test_neighbours_of_a_prefix_are_not_protected(client, path):
+    assert client.get(path).status_code == 200
+
+
+def test_script_name_cannot_move_the_mount():
+    # Not through wsgiref.validate: gunicorn really produces PATH_INFO "in/panel" for SCRIPT_NAME "/adm".
+    client = BufferedClient(JWTMiddleware(canary_app, secret=SECRET, protect=["/api", "/admin"]))
+    for script_name, path_info in [("/admin", "/panel"), ("/adm", "in/panel"), ("/api", "/me"), ("/api", "")]:
+        response = client.get("/", environ_overrides={"SCRIPT_NAME": script_name, "PATH_INFO": path_info})
+        assert response.status_code == 401, (script_name, path_info)
+
+
+def test_public_exceptions_match_exactly(make_client):
+    client = make_client(public=["/api/health"])
+    assert client.get("/api/health").status_code == 200
+    assert client.get("/", environ_overrides={"PATH_INFO": "//api/./health"}).status_code == 200  # the same resource, spelled differently
+    for path in ["/API/health", "/api/health/", "/api/health/x", "/api/healthz"]:
+        assert client.get(path).status_code == 401, path
+
+
+def test_control_characters_get_400(client):
+    response = client.get("/api/me", environ_overrides={"PATH_INFO": "/api/me\x00"})
+    assert response.status_code == 400
+    assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
+
+
+def test_valid_token_on_odd_spelling_reaches_app(client):
+    response = client.get("/", headers=bearer(mint()), environ_overrides={"PATH_INFO": "//API/./me"})
+    assert response.status_code == 200 and b'"user": "alice"' in response.data
+
+
+def test_everything_is_protected_by_default(make_client):
+    client = make_client(protect=["/"])
+    for path in ["/", "/x", "/public"]:
+        assert client.get(path).status_code == 401
+    assert client.post("/auth/login", json={"username": "alice", "password": "nope"}).status_code == 401
+    assert client.post("/auth/login", json={"username": "alice", "password": "P@ss-alice"}).status_code == 200
