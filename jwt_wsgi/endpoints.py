@@ -34,7 +34,7 @@ from .errors import (
 )
 from .responses import NO_STORE, StartResponse, json_response
 from .settings import Settings
-from .stores import Store
+from .stores import Store, check_revoked
 from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier
 from .users import MAX_PASSWORD, MAX_USERNAME, Authenticate
 
@@ -288,13 +288,7 @@ class Endpoints:
         return in_body or in_header
 
     def _check_revoked(self, claims: Mapping[str, Any]) -> None:
-        try:
-            revoked = self.store.is_revoked(claims.get("jti"), claims["sub"], float(claims.get("iat", 0)), claims.get("fam"))
-        except StoreUnavailable:
-            log.warning("store unavailable while checking a revocation")
-            raise ServiceUnavailable() from None
-        if revoked:
-            raise RevokedToken()
+        check_revoked(self.store, claims)
 
     def refresh(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":

@@ -16,15 +16,13 @@ from .errors import (
     InternalError,
     InvalidRequest,
     MissingToken,
-    RevokedToken,
-    ServiceUnavailable,
     StoreUnavailable,
 )
 from .keys import KeyRing
 from .paths import BadPath, ExactSet, PrefixSet, canonical_path, fold
 from .responses import ErrorRenderer, StartResponse
 from .settings import Settings
-from .stores import Store, open_store
+from .stores import Store, check_revoked, open_store
 from .tokens import TokenIssuer, TokenReader, TokenVerifier
 from .users import UsersFile
 
@@ -207,21 +205,12 @@ class JWTMiddleware:
                 return
             claims = self.verifier.verify(token)
             self._check_revoked(claims)
-        except (AuthError, StoreUnavailable):
+        except AuthError:
             return
         self._grant(environ, claims)
 
     def _check_revoked(self, claims: Mapping[str, Any]) -> None:
-        try:
-            revoked = self.store.is_revoked(claims.get("jti"), claims["sub"], float(claims.get("iat", 0)), claims.get("fam"))
-        except StoreUnavailable:
-            if self._fail_open:
-                log.warning("store unavailable; revocation check skipped (store_fail_open)")
-                return
-            log.warning("store unavailable; request refused (fail closed)")
-            raise ServiceUnavailable() from None
-        if revoked:
-            raise RevokedToken()
+        check_revoked(self.store, claims, fail_open=self._fail_open)
 
     @staticmethod
     def _grant(environ: dict[str, Any], claims: dict[str, Any]) -> None:

@@ -6,13 +6,18 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, RevokedToken, ServiceUnavailable, StoreUnavailable
 from .base import Store
 from .memory import MemoryStore
 
-__all__ = ["Store", "MemoryStore", "open_store", "store_kind"]
+__all__ = ["Store", "MemoryStore", "open_store", "store_kind", "check_revoked"]
+
+log = logging.getLogger(__name__)
 
 _SCHEMES = ("memory", "sqlite", "redis", "rediss")
 
@@ -41,3 +46,32 @@ def open_store(url: str) -> Store:
     from .redis import RedisStore
 
     return RedisStore.from_url(url)
+
+
+def check_revoked(store: Store, claims: Mapping[str, Any], *, fail_open: bool = False) -> None:
+    """Refuse verified ``claims`` whose token was revoked (by ``jti``, family or subject cut-off).
+
+    Claims from other issuers may lack ``jti``/``fam``/``iat`` or carry them with other types:
+    only strings are looked up, and a missing ``iat`` counts as issued at the epoch (so a
+    subject cut-off covers it).
+
+    :param fail_open: when the store is unreachable, skip the check instead of answering 503.
+    :raises RevokedToken: the token was revoked.
+    :raises ServiceUnavailable: the store is unreachable (and ``fail_open`` is false).
+    """
+    jti, family, iat = claims.get("jti"), claims.get("fam"), claims.get("iat")
+    try:
+        revoked = store.is_revoked(
+            jti if isinstance(jti, str) else None,
+            claims["sub"],
+            float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool) else 0.0,
+            family if isinstance(family, str) else None,
+        )
+    except StoreUnavailable:
+        if fail_open:
+            log.warning("store unavailable; revocation check skipped (store_fail_open)")
+            return
+        log.warning("store unavailable; request refused (fail closed)")
+        raise ServiceUnavailable() from None
+    if revoked:
+        raise RevokedToken()
