@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
+from .cache import VerifiedTokens
 from .endpoints import Endpoints
 from .errors import (
     AuthError,
@@ -105,6 +106,7 @@ class JWTMiddleware:
         self._scopes = [(PrefixSet([prefix]), scopes) for prefix, scopes in s.scopes.items()]
         self._cors = s.cors_preflight
         self._fail_open = s.store_fail_open
+        self.verified = VerifiedTokens(s.token_cache_size, s.leeway)
         # One decision per distinct path, bounded: the path space is the client's to choose.
         self._route = functools.lru_cache(maxsize=4096)(self._compute_route)
 
@@ -164,11 +166,17 @@ class JWTMiddleware:
                            [("Content-Type", "application/json"), ("Content-Length", str(len(_GENERIC_500)))])
             return [_GENERIC_500]
 
+    def _verify(self, token: str) -> dict[str, Any]:
+        """Claims of a valid access token: from the cache of verified tokens, or verified now."""
+        claims = self.verified.get(token)
+        if claims is None:
+            claims = self.verifier.verify(token)
+            self.verified.put(token, claims)
+        return claims
+
     def _authenticate(self, environ: dict[str, Any]) -> Callable[[dict[str, Any], StartResponse], list[bytes]] | None:
         """Fill in the claims, or return an endpoint to answer with; raises :class:`AuthError`."""
-        forged = [key for key in environ if key.startswith(ENVIRON_PREFIX)]
-        for key in forged:
-            del environ[key]
+        _strip_forged(environ)
         environ[RENDERER_KEY] = self.renderer
         route = self._route(environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""))
         if route.endpoint is not None:
@@ -188,7 +196,7 @@ class JWTMiddleware:
         token = self.reader.read(environ)
         if token is None:
             raise MissingToken()
-        claims = self.verifier.verify(token)
+        claims = self._verify(token)
         self._check_revoked(claims)
         if route.scopes:
             granted = token_scopes(claims)
@@ -203,7 +211,7 @@ class JWTMiddleware:
             token = self.reader.read(environ)
             if token is None:
                 return
-            claims = self.verifier.verify(token)
+            claims = self._verify(token)
             self._check_revoked(claims)
         except AuthError:
             return
@@ -217,6 +225,18 @@ class JWTMiddleware:
         environ[CLAIMS_KEY] = claims
         environ["REMOTE_USER"] = claims["sub"]
         environ["AUTH_TYPE"] = "Bearer"
+
+
+def _strip_forged(environ: dict[str, Any]) -> None:
+    """Remove ``jwt_wsgi.*`` keys that arrived with the request (nothing upstream may set them)."""
+    try:
+        # One C-level join and search instead of a Python loop over every key, per request.
+        suspicious = ENVIRON_PREFIX in "\n".join(environ)
+    except TypeError:  # a non-string key: not PEP 3333, but look anyway
+        suspicious = True
+    if suspicious:
+        for key in [k for k in environ if isinstance(k, str) and k.startswith(ENVIRON_PREFIX)]:
+            del environ[key]
 
 
 def token_scopes(claims: Mapping[str, Any]) -> frozenset[str]:

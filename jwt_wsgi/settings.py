@@ -255,6 +255,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "realm": lambda o, v: str(v),
     "max_token_size": _int,
     "max_body_size": _int,
+    "token_cache_size": _int,
     "allow_weak_secret": _bool,
 }
 
@@ -307,6 +308,7 @@ class Settings:
     realm: str = "jwt_wsgi"
     max_token_size: int = 8192
     max_body_size: int = 16384
+    token_cache_size: int = 4096
     allow_weak_secret: bool = False
 
     # -- construction ------------------------------------------------------------------------
@@ -392,7 +394,7 @@ class Settings:
                 object.__setattr__(self, name, _import_object(name, value))
             elif name in ("cors_preflight", "allow_weak_secret", "store_fail_open") and not isinstance(value, bool):
                 object.__setattr__(self, name, convert(name, value))
-            elif name in ("max_token_size", "max_body_size"):
+            elif name in ("max_token_size", "max_body_size", "token_cache_size"):
                 object.__setattr__(self, name, _int(name, value))
         self._validate_keys()
         self._validate_paths()

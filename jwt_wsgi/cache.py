@@ -1,0 +1,71 @@
+"""A bounded cache of verified tokens: the repeated-token fast path.
+
+Verifying a signature costs tens of microseconds; looking a token up costs a fraction of one.
+The cache is safe because of what it keys on and what it keeps:
+
+- the key is the exact token text, so a byte-different variant (``T + "="``, another signature
+  spelling) never shares an entry — it is verified on its own;
+- only tokens that passed full verification are stored, so an attacker cannot fill it without
+  a signing key, and its memory is bounded by ``max_entries`` x ``max_token_size``;
+- an entry never outlives the token's ``exp`` (plus the configured leeway — exactly the instant
+  verification itself would start refusing it);
+- the revocation check is *not* cached: the middleware asks the store on every request, hit or miss;
+- each hit returns a fresh copy of the claims, so an application that edits its claims dict cannot
+  change what the next request sees.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+
+class VerifiedTokens:
+    """LRU map of token text -> (claims, usable until).
+
+    :param max_entries: the bound; ``0`` disables caching.
+    :param leeway: seconds after ``exp`` during which a token still verifies.
+    :param clock: seconds since the epoch; injectable for tests.
+    """
+
+    def __init__(self, max_entries: int, leeway: float = 0.0, clock: Callable[[], float] = time.time) -> None:
+        self.max_entries = max_entries
+        self.leeway = leeway
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        """A copy of the cached claims, or ``None`` (unknown or expired: verify again)."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        claims, until = entry
+        if self.clock() >= until:
+            with self._lock:
+                self._entries.pop(token, None)
+            return None
+        with self._lock:
+            if token in self._entries:
+                self._entries.move_to_end(token)
+        return claims.copy()
+
+    def put(self, token: str, claims: dict[str, Any]) -> None:
+        """Remember verified ``claims`` until ``exp + leeway``; the least recently used goes first."""
+        if not self.max_entries:
+            return
+        exp = claims.get("exp")
+        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+            return
+        until = exp + self.leeway
+        with self._lock:
+            self._entries[token] = (claims.copy(), until)
+            self._entries.move_to_end(token)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
