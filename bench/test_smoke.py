@@ -1,0 +1,63 @@
+"""Smoke tests for the benchmark harness itself: the commands run and write well-formed results.
+
+They assert no timing (issue 7: the benchmark reports, tests check behaviour). Not collected by
+``make test`` (``testpaths = ["tests"]``); run them with ``.venv/bin/python -m pytest bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+
+
+def test_quick_bench_runs_and_reports_every_target(tmp_path: Path) -> None:
+    out = _run("-m", "bench", "--quick", "--json", str(tmp_path / "r.json"), "--svg", str(tmp_path / "r.svg"),
+               timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert [t["id"] for t in results["targets"]] == [
+        "repeated", "first_seen", "unprotected", "missing_token", "vs_fje_first_seen", "vs_fje_repeated"]
+    assert all(t["result"] in ("PASS", "MISS") for t in results["targets"]), results["targets"]
+    for case_id in ("bare", "mw_unprotected", "mw_missing", "mw_bad_signature", "mw_first", "mw_repeat",
+                    "jwt_decode", "flask_bare", "flask_article", "flask_fje_first", "flask_fje_repeat",
+                    "flask_mw_first", "flask_mw_repeat"):
+        assert "error" not in results["cases"][case_id], results["cases"][case_id]
+        assert len(results["cases"][case_id]["samples_us"]) == results["rounds"]
+    assert "targets PASS" in out.stdout
+    svg = (tmp_path / "r.svg").read_text()
+    assert svg.startswith("<?xml") and svg.rstrip().endswith("</svg>")
+
+
+def test_quick_bench_with_a_filter(tmp_path: Path) -> None:
+    out = _run("-m", "bench", "--quick", "--no-redis", "--cases", "store_*", "--json", str(tmp_path / "r.json"),
+               "--svg", str(tmp_path / "r.svg"), timeout=60)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert {"bare", "mw_repeat", "store_sqlite"} <= set(results["cases"])
+    assert results["cases"]["store_redis"]["error"].startswith("n/a")
+
+
+@pytest.mark.slow
+def test_quick_http_bench_runs_and_leaves_no_server(tmp_path: Path) -> None:
+    out = _run("-m", "bench.http", "--quick", "--json", str(tmp_path / "h.json"), timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "h.json").read_text())
+    assert [c["worker_class"] for c in results["classes"]] == ["sync", "gthread"]
+    for c in results["classes"]:
+        assert c["median"]["wrapped"]["rps"] > 0 and c["median"]["bare"]["rps"] > 0
+        assert {t["result"] for t in c["targets"]} <= {"PASS", "MISS"}
+    # every gunicorn this run started is gone
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "bench.serve_app" not in ps
