@@ -46,7 +46,10 @@ try:
         access_ttl="30m",
     ))
 except ConfigurationError as exc:
-    sys.exit(f"article_app: {exc}")
+    # One line when run as a script; under gunicorn the worker fails to boot and the master stops.
+    if __name__ == "__main__":
+        sys.exit(f"article_app: {exc}")
+    raise
 
 if __name__ == "__main__":
     app.run(host="127.0.0.1", port=int(sys.argv[1]) if len(sys.argv) > 1 else 5000)

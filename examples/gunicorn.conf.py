@@ -13,6 +13,9 @@ os.environ.setdefault("JWT_WSGI_STORE", f"sqlite:///{tempfile.gettempdir()}/jwt-
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WORKERS", "2"))
 worker_class = "sync"
+# Build the app once in the master: a configuration error (no JWT_WSGI_SECRET, ...) stops the
+# start-up at once instead of failing in every worker. Stores connect after the fork.
+preload_app = True
 timeout = 30
 # Trust no peer to move the mount point or forge the client address; behind a proxy, name it:
 # FORWARDED_ALLOW_IPS=10.0.0.5 (and let the proxy strip SCRIPT_NAME / PATH_INFO headers).

@@ -54,7 +54,10 @@ def build():
 try:
     application = build()
 except ConfigurationError as exc:
-    sys.exit(f"plain_wsgi: {exc}")
+    # One line when run as a script; under gunicorn the worker fails to boot and the master stops.
+    if __name__ == "__main__":
+        sys.exit(f"plain_wsgi: {exc}")
+    raise
 
 if __name__ == "__main__":
     from wsgiref.simple_server import make_server

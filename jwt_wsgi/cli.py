@@ -46,10 +46,14 @@ def load_settings(config: str | None, **overrides: Any) -> Settings:
 
 def _claims(pairs: Sequence[str]) -> dict[str, Any]:
     claims: dict[str, Any] = {}
+    from .tokens import RESERVED_CLAIMS
+
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             _fail(f"--claim takes KEY=VALUE, got {pair!r}")
+        if key in RESERVED_CLAIMS:
+            _fail(f"--claim {key}=...: {key!r} is set by jwt_wsgi itself (reserved: {', '.join(sorted(RESERVED_CLAIMS))})")
         try:
             claims[key] = json.loads(raw)  # numbers, true/false, lists ...
         except ValueError:
@@ -83,7 +87,7 @@ def cmd_users(args: argparse.Namespace) -> int:
         if name not in users:
             _fail(f"no user {name!r} in {path}")
         del users[name]
-        save_atomically(path, data)
+        _save(path, data)
         print(f"removed {name}")
         return 0
     if not valid_username(name):
@@ -101,9 +105,18 @@ def cmd_users(args: argparse.Namespace) -> int:
     claims = _claims(args.claim)
     existed = name in users
     users[name] = {"password": hash_password(password), "claims": claims}
-    save_atomically(path, data)
+    _save(path, data)
     print(f"{'updated' if existed else 'added'} {name} in {path}")
     return 0
+
+
+def _save(path: str, data: dict[str, Any]) -> None:
+    from .users import save_atomically
+
+    try:
+        save_atomically(path, data)
+    except OSError as exc:
+        _fail(f"cannot write users file {path!r}: {exc.strerror or exc}")
 
 
 # -- tokens -----------------------------------------------------------------------------------
@@ -111,6 +124,8 @@ def cmd_token(args: argparse.Namespace) -> int:
     from .keys import KeyRing
     from .tokens import TokenIssuer
 
+    if not args.sub or args.sub != args.sub.strip():
+        _fail("--sub must be a non-empty name without surrounding spaces")
     settings = load_settings(args.config)
     ttl = parse_duration("--ttl", args.ttl) if args.ttl else settings.access_ttl
     if ttl <= 0:
@@ -151,9 +166,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
     print("claims: " + json.dumps(claims, indent=2, sort_keys=True))
     exp = claims.get("exp")
     if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-        left = exp - time.time()
-        when = datetime.fromtimestamp(exp, tz=timezone.utc).isoformat(timespec="seconds")
-        print(f"expires: {when} ({'in ' + _span(left) if left > 0 else _span(-left) + ' ago'})")
+        try:
+            left = exp - time.time()
+            when = datetime.fromtimestamp(exp, tz=timezone.utc).isoformat(timespec="seconds")
+            print(f"expires: {when} ({'in ' + _span(left) if left > 0 else _span(-left) + ' ago'})")
+        except (ValueError, OverflowError, OSError):
+            print(f"expires: {exp!r} is not a representable date")
     else:
         print("expires: never (no numeric exp claim: jwt_wsgi refuses such tokens)")
     print(f"status: {status}")
@@ -197,6 +215,15 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from .keys import KeyRing
 
     if args.keys_command == "jwks":
+        if args.key_files:
+            from .keys import jwks_for_files
+
+            if args.config:
+                _fail("give --config or key files, not both")
+            print(json.dumps(jwks_for_files(args.key_files, args.alg), indent=2))
+            return 0
+        if args.alg:
+            _fail("--alg applies to key files given as arguments; with --config, the configuration names it")
         settings = load_settings(args.config)
         jwks = KeyRing(settings).jwks()
         if jwks is None:
@@ -215,7 +242,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
     else:
         curve = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()}[alg]
         private = ec.generate_private_key(curve)
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        _fail(f"cannot create --out directory {args.out!r}: {exc.strerror or exc}")
     priv_path = os.path.join(args.out, "private.pem")
     pub_path = os.path.join(args.out, "public.pem")
     for path in (priv_path, pub_path):
@@ -229,7 +259,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         fh.write(private.public_key().public_bytes(serialization.Encoding.PEM,
                                                    serialization.PublicFormat.SubjectPublicKeyInfo))
     ring = KeyRing(Settings(algorithm=alg, private_key=priv_path))
-    print(f"kid: {ring.active.kid}")
+    print(f"kid: {ring.keys[0].kid}")
     print(f"private key: {priv_path} (mode 0600)")
     print(f"public key: {pub_path}")
     return 0
@@ -330,8 +360,15 @@ Try it:
 
 
 # -- the parser -------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (the contract), with a pointer to --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="JSON Web Token authentication for any WSGI application.")
+    parser = _Parser(prog=PROG, description="JSON Web Token authentication for any WSGI application.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -381,8 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = keys.add_parser("generate")
     q.add_argument("--alg", required=True, choices=[a for a in ALGORITHMS if a not in HMAC_ALGORITHMS])
     q.add_argument("--out", required=True, metavar="DIR")
-    q = keys.add_parser("jwks")
+    q = keys.add_parser("jwks", help="print the JWK Set of the configured keys, or of PEM key files")
     q.add_argument("--config", metavar="FILE")
+    q.add_argument("key_files", nargs="*", metavar="KEY.pem", help="public (or unencrypted private) PEM key files")
+    q.add_argument("--alg", choices=[a for a in ALGORITHMS if a not in HMAC_ALGORITHMS],
+                   help="algorithm of the key files (default: RS256 for RSA, ES256/384/512 by curve, EdDSA)")
     p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("check", help="validate a configuration and print it with secrets hidden")

@@ -9,6 +9,7 @@ are ``Cache-Control: no-store`` (RFC 6749 §5.1).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -16,9 +17,10 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from .errors import (
+    AuthError,
     BadRequest,
     InvalidCredentials,
     InvalidRequest,
@@ -32,7 +34,8 @@ from .errors import (
     TooManyRequests,
     UnsupportedMediaType,
 )
-from .responses import NO_STORE, StartResponse, json_response
+from .browser import CSRFFailed, Cookies, LoginPage, cookie_value, csrf_ok, new_csrf, safe_next, same_origin, wants_html
+from .responses import NO_STORE, StartResponse, json_response, status_line
 from .settings import Settings
 from .stores import Store, check_revoked
 from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier
@@ -160,6 +163,11 @@ def client_address(environ: Mapping[str, Any], trusted: frozenset[str]) -> str:
     return addr
 
 
+def _query_value(environ: Mapping[str, Any], name: str) -> str | None:
+    values = [v for k, v in parse_qsl(environ.get("QUERY_STRING", ""), max_num_fields=50) if k == name]
+    return values[0] if len(values) == 1 else None
+
+
 def _bucket(kind: str, value: str) -> str:
     # Hashed so that counters never store raw user input and keys have a fixed size.
     return f"rl:{kind}:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -196,6 +204,9 @@ class Endpoints:
         self.trusted = frozenset(settings.trusted_proxies)
         self.refresh_enabled = settings.refresh_path is not None
         self.jwks_body = json.dumps(jwks, separators=(",", ":")).encode() if jwks else None
+        # Browser sign-in needs somewhere to keep the token: the cookie source.
+        self.browser = "cookie" in settings.token_sources and settings.login_path is not None
+        self.page = LoginPage(settings.login_template, settings.login_path) if self.browser else None
 
     def routes(self) -> dict[str, Callable[[dict[str, Any], StartResponse], list[bytes]]]:
         s = self.settings
@@ -212,11 +223,26 @@ class Endpoints:
 
     # -- login ---------------------------------------------------------------------------------
     def login(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-        if environ.get("REQUEST_METHOD") != "POST":
-            raise MethodNotAllowed("POST")
+        method = environ.get("REQUEST_METHOD")
+        browser = self.browser and wants_html(environ)
+        if browser and method in ("GET", "HEAD"):
+            return self._login_page(environ, start_response, next_path=_query_value(environ, "next"))
+        if method != "POST":
+            raise MethodNotAllowed("GET, HEAD, POST" if self.browser else "POST")
+        if browser and environ.get("CONTENT_TYPE", "").lower().startswith(FORM):
+            return self._browser_login(environ, start_response)
         fields = parse_fields(environ, self.settings.max_body_size)
         username = _text_field(fields, "username", MAX_USERNAME)
         password = _text_field(fields, "password", MAX_PASSWORD)
+        sub, claims = self._authenticate(username, password, environ)
+        body = self._token_response(sub, claims)
+        if self.settings.error_format == "article":
+            # The article's clients read {"error": "0", "token": ...}; the OAuth 2.0 members stay.
+            body = {"error": "0", "message": "Login successful", "token": body["access_token"], **body}
+        return json_response(start_response, 200, body, NO_STORE)
+
+    def _authenticate(self, username: str, password: str, environ: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+        """(sub, extra claims) for good credentials; rate limits first, then one password check."""
         buckets = self._count_attempt(username, client_address(environ, self.trusted))
         assert self.authenticate is not None
         claims = self.authenticate(username, password)
@@ -228,17 +254,71 @@ class Endpoints:
         if not isinstance(sub, str) or not sub:
             raise TypeError("authenticate() returned a 'sub' that is not a non-empty string")
         log.info("login succeeded")
-        body = self._token_response(sub, claims)
-        if self.settings.error_format == "article":
-            # The article's clients read {"error": "0", "token": ...}; the OAuth 2.0 members stay.
-            body = {"error": "0", "message": "Login successful", "token": body["access_token"], **body}
-        return json_response(start_response, 200, body, NO_STORE)
+        return sub, claims
+
+    # -- the browser flow ------------------------------------------------------------------------
+    def _login_page(self, environ: Mapping[str, Any], start_response: StartResponse, *, next_path: str | None,
+                    status: int = 200, error: str = "", username: str = "",
+                    extra: tuple[tuple[str, str], ...] = ()) -> list[bytes]:
+        assert self.page is not None
+        token = new_csrf()
+        body = self.page.render(next_path=safe_next(next_path), csrf=token, username=username, error=error)
+        cookies = Cookies(self.settings, self.reader.cookie_secure(environ))
+        start_response(status_line(status), [
+            ("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))),
+            *NO_STORE, ("X-Frame-Options", "DENY"), ("Content-Security-Policy",
+                                                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                                                    "frame-ancestors 'none'; base-uri 'none'"),
+            cookies.login_form(token), *extra,
+        ])
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    def _browser_login(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        cookies = Cookies(self.settings, self.reader.cookie_secure(environ))
+        try:
+            fields = parse_fields(environ, self.settings.max_body_size)
+        except AuthError as error:
+            return self._login_page(environ, start_response, next_path=None, status=error.status,
+                                    error="The form could not be read. Please try again.")
+        next_path = fields.get("next") if isinstance(fields.get("next"), str) else None
+        given = fields.get("csrf_token")
+        expected = cookie_value(environ, cookies.login_csrf)
+        if (not isinstance(given, str) or not expected or not hmac.compare_digest(given.encode(), expected.encode())
+                or not same_origin(environ)):
+            # Login CSRF (catalogue L29): someone else's form tried to sign this browser in.
+            return self._login_page(environ, start_response, next_path=next_path, status=403,
+                                    error="Your sign-in form expired. Please try again.")
+        username = fields.get("username") if isinstance(fields.get("username"), str) else ""
+        try:
+            sub, claims = self._authenticate(_text_field(fields, "username", MAX_USERNAME),
+                                             _text_field(fields, "password", MAX_PASSWORD), environ)
+        except TooManyRequests as error:
+            return self._login_page(environ, start_response, next_path=next_path, status=429, username=username,
+                                    error="Too many attempts. Please wait a minute.", extra=error.headers)
+        except (InvalidCredentials, BadRequest) as error:
+            return self._login_page(environ, start_response, next_path=next_path, status=error.status,
+                                    username=username, error="Invalid username or password.")
+        csrf = new_csrf()
+        tokens = self._token_response(sub, {**claims, "csrf": csrf})
+        return self._redirect(start_response, safe_next(next_path), [
+            *cookies.session(tokens["access_token"], int(self.settings.access_ttl), csrf,
+                             tokens.get("refresh_token"), int(self.settings.refresh_ttl)),
+            cookies.login_form("", max_age=0),
+        ])
+
+    @staticmethod
+    def _redirect(start_response: StartResponse, location: str, headers: list[tuple[str, str]]) -> list[bytes]:
+        start_response("303 See Other", [("Location", location), ("Content-Type", "text/plain; charset=utf-8"),
+                                         ("Content-Length", "0"), *NO_STORE, *headers])
+        return []
 
     def _count_attempt(self, username: str, address: str) -> list[str]:
         """Count this attempt before checking the password, so concurrent guesses are bounded."""
+        # The address first: once it is over its limit, a flood of distinct user names from it
+        # creates no more counters (catalogue R16/R17).
         limits = (
-            (self.settings.login_rate_limit, _bucket("user", username)),
             (self.settings.login_ip_rate_limit, _bucket("ip", address)),
+            (self.settings.login_rate_limit, _bucket("user", username)),
         )
         counted: list[str] = []
         retry = 0.0
@@ -250,6 +330,7 @@ class Endpoints:
                 counted.append(key)
                 if count > limit.limit:
                     retry = max(retry, remaining)
+                    break
         except StoreUnavailable:
             log.warning("store unavailable while counting a login attempt")
             raise ServiceUnavailable() from None
@@ -291,12 +372,47 @@ class Endpoints:
         check_revoked(self.store, claims)
 
     def refresh(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-        if environ.get("REQUEST_METHOD") != "POST":
+        method = environ.get("REQUEST_METHOD")
+        if self.browser and method in ("GET", "HEAD") and wants_html(environ):
+            return self._browser_refresh(environ, start_response)
+        if method != "POST":
             raise MethodNotAllowed("POST")
         fields = parse_fields(environ, self.settings.max_body_size, allow_empty=True)
         token = self._token_from_body_or_header(environ, fields, "refresh_token")
+        cookies = Cookies(self.settings, self.reader.cookie_secure(environ)) if self.browser else None
+        if token is None and cookies is not None:
+            # The refresh cookie is SameSite=Strict and scoped to this path: no other site can send it.
+            token = cookie_value(environ, cookies.refresh)
+            if token is not None:
+                body = self._rotate(token)
+                return json_response(start_response, 200, body, [*NO_STORE, *self._session_cookies(cookies, body)])
         if token is None:
             raise InvalidRequest("The refresh token is missing")
+        return json_response(start_response, 200, self._rotate(token), NO_STORE)
+
+    def _session_cookies(self, cookies: Cookies, body: Mapping[str, Any]) -> list[tuple[str, str]]:
+        claims = self.verifier.verify(body["access_token"])
+        return cookies.session(body["access_token"], int(self.settings.access_ttl), str(claims.get("csrf", "")),
+                               body.get("refresh_token"), int(self.settings.refresh_ttl))
+
+    def _browser_refresh(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """Silent refresh for a page: new cookies, then back to ``next`` — or to the login page."""
+        cookies = Cookies(self.settings, self.reader.cookie_secure(environ))
+        next_path = safe_next(_query_value(environ, "next"))
+        token = cookie_value(environ, cookies.refresh)
+        try:
+            if token is None:
+                raise InvalidToken()
+            body = self._rotate(token)
+        except (InvalidToken, InvalidRequest):
+            login = f"{self.settings.login_path}?next={quote(next_path, safe='')}"
+            return self._redirect(start_response, login, cookies.clear())
+        return self._redirect(start_response, next_path, self._session_cookies(cookies, body))
+
+    def _rotate(self, token: str) -> dict[str, Any]:
+        """Spend a refresh token and mint the next pair of its family."""
+        if len(token) > self.settings.max_token_size:
+            raise InvalidToken()
         claims = self.verifier.verify(token, expected_type="refresh")
         family = claims.get("fam")
         if not isinstance(family, str) or not isinstance(claims.get("jti"), str):
@@ -322,7 +438,9 @@ class Endpoints:
         else:
             # Without a lookup, the claims we signed at login are the best source there is.
             extra = {k: v for k, v in claims.items() if k not in RESERVED_CLAIMS}
-        return json_response(start_response, 200, self._token_response(sub, extra, family), NO_STORE)
+        if isinstance(claims.get("csrf"), str):
+            extra = {**extra, "csrf": claims["csrf"]}  # the browser keeps its CSRF cookie
+        return self._token_response(sub, extra, family)
 
     # -- logout --------------------------------------------------------------------------------
     def logout(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
@@ -334,13 +452,15 @@ class Endpoints:
             everywhere = everywhere.lower() in ("1", "true", "yes", "on")
         if not isinstance(everywhere, bool):
             raise BadRequest("'all' must be true or false")
-        access = self.reader.read(environ)
+        access, source = self.reader.read_with_source(environ)
         refresh = fields.get("refresh_token")
         if refresh is not None and (not isinstance(refresh, str) or not refresh):
             raise InvalidRequest("'refresh_token' must be a string")
         verified: list[dict[str, Any]] = []
         if access:
             verified.append(self.verifier.verify(access, expected_type="access"))
+            if source == "cookie" and not csrf_ok(environ, verified[0], self.settings.max_body_size, fields):
+                raise CSRFFailed()
         if refresh:
             verified.append(self.verifier.verify(refresh, expected_type="refresh"))
         if not verified:
@@ -363,7 +483,13 @@ class Endpoints:
         except StoreUnavailable:
             raise ServiceUnavailable() from None
         log.info("logout%s", " everywhere" if everywhere else "")
-        start_response("204 No Content", [*NO_STORE])
+        if not self.browser:
+            start_response("204 No Content", [*NO_STORE])
+            return []
+        cookies = Cookies(self.settings, self.reader.cookie_secure(environ))
+        if wants_html(environ):
+            return self._redirect(start_response, self.settings.login_path or "/", cookies.clear())
+        start_response("204 No Content", [*NO_STORE, *cookies.clear()])
         return []
 
     # -- jwks ----------------------------------------------------------------------------------

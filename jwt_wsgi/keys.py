@@ -1,8 +1,12 @@
-"""Keys: loaded and checked once, bound to one algorithm, published as a JWK Set.
+"""Keys: loaded and checked once, bound to one algorithm, rotated by ``kid``, published as a JWK Set.
 
 The algorithm is pinned by configuration, never read from a token (RFC 8725 §2.1, §3.1). Each
 verification key is a :class:`jwt.PyJWK`, which binds key and algorithm together: PyJWT refuses
 a token whose ``alg`` differs from the key's, whatever the ``algorithms`` list says.
+
+A token's ``kid`` is only a lookup key into the keys configured here (or fetched from the one
+configured JWK Set URL). The ``jwk``, ``jku``, ``x5u`` and ``x5c`` headers are never read: a
+token does not get to say which key verifies it (RFC 8725 §3.10).
 """
 
 from __future__ import annotations
@@ -10,17 +14,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from .errors import ConfigurationError, InvalidToken
-from .settings import EC_ALGORITHMS, HMAC_ALGORITHMS, RSA_ALGORITHMS, Settings
+from .settings import EC_ALGORITHMS, HMAC_ALGORITHMS, RSA_ALGORITHMS, KeySpec, Provider, Settings
 
-_REQUIRED_JWK_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x"), "oct": ("k", "kty")}
+if TYPE_CHECKING:
+    from .remote import RemoteKeySet
+
+# RFC 7638 §3.2: the members a thumbprint covers; also the only members a published or
+# fetched public JWK keeps (a "private" member in a JWK Set is dropped, never used).
+PUBLIC_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+_REQUIRED_JWK_MEMBERS = {**PUBLIC_MEMBERS, "oct": ("k", "kty")}
+# The JWK key type each asymmetric algorithm needs (RFC 7518 §6, RFC 8037).
+KEY_TYPES = {**{alg: "RSA" for alg in RSA_ALGORITHMS}, **{alg: "EC" for alg in EC_ALGORITHMS}, "EdDSA": "OKP"}
+CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,14 @@ class Key:
     public_jwk: dict[str, Any] | None  # None for symmetric keys: never published
 
 
+class KeySource(Protocol):
+    """Where a token's verification key comes from: static keys, or a remote JWK Set."""
+
+    algorithms: tuple[str, ...]
+
+    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK: ...
+
+
 def thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 JWK thumbprint (SHA-256, base64url), used as the default ``kid``."""
     members = {name: jwk[name] for name in _REQUIRED_JWK_MEMBERS[jwk["kty"]]}
@@ -41,114 +63,330 @@ def thumbprint(jwk: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _read(option: str, path: str) -> bytes:
+def _read(option: str, path: str, where: str = "") -> bytes:
     try:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
-        raise ConfigurationError(option, f"cannot read key file {path!r}: {exc.strerror}") from None
+        raise ConfigurationError(option, f"{where}cannot read key file {path!r}: {exc.strerror}") from None
 
 
-def _check_type(option: str, algorithm: str, key: Any) -> None:
+def check_key_type(option: str, algorithm: str, key: Any, where: str = "") -> None:
+    """Raise :class:`ConfigurationError` unless ``key`` has the type and size ``algorithm`` needs."""
     if algorithm in RSA_ALGORITHMS:
         if not isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-            raise ConfigurationError(option, f"{algorithm} needs an RSA key")
+            raise ConfigurationError(option, f"{where}{algorithm} needs an RSA key")
         if key.key_size < 2048:
-            raise ConfigurationError(option, f"RSA keys must have at least 2048 bits, got {key.key_size}")
+            raise ConfigurationError(option, f"{where}RSA keys must have at least 2048 bits, got {key.key_size}")
     elif algorithm in EC_ALGORITHMS:
         if not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
-            raise ConfigurationError(option, f"{algorithm} needs an EC key")
+            raise ConfigurationError(option, f"{where}{algorithm} needs an EC key")
         if key.curve.name != EC_ALGORITHMS[algorithm]:
-            raise ConfigurationError(option, f"{algorithm} needs a {EC_ALGORITHMS[algorithm]} key, got {key.curve.name}")
+            raise ConfigurationError(
+                option, f"{where}{algorithm} needs a {EC_ALGORITHMS[algorithm]} key, got {key.curve.name}"
+            )
     elif algorithm == "EdDSA":
         if not isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey,
                                 ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
-            raise ConfigurationError(option, "EdDSA needs an Ed25519 or Ed448 key")
+            raise ConfigurationError(option, f"{where}EdDSA needs an Ed25519 or Ed448 key")
 
 
 def _public_bytes(key: Any) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[no-any-return]
 
 
-def load_key(settings: Settings) -> Key:
-    """The signing/verification key the settings describe; every check happens here, once."""
-    alg = settings.algorithm
+def _load(
+    alg: str,
+    *,
+    secret: bytes | None = None,
+    private_key: str | None = None,
+    public_key: str | None = None,
+    passphrase: bytes | None = None,
+    kid: str | None = None,
+    option: str | None = None,
+    where: str = "",
+) -> Key:
+    """One key, every check done here, once. Errors name ``option`` (or the top-level options)."""
+
+    def error(name: str, message: str) -> ConfigurationError:
+        return ConfigurationError(option or name, where + message)
+
     if alg in HMAC_ALGORITHMS:
-        assert settings.secret is not None  # validated by Settings
-        secret = settings.secret
+        assert secret is not None  # validated by Settings
         jwk = {"kty": "oct", "k": base64.urlsafe_b64encode(secret).rstrip(b"=").decode()}
-        return Key(kid=None, algorithm=alg, verifier=jwt.PyJWK(jwk, algorithm=alg), signer=secret, public_jwk=None)
+        return Key(kid=kid, algorithm=alg, verifier=jwt.PyJWK(jwk, algorithm=alg), signer=secret, public_jwk=None)
 
     private = public = None
-    if settings.private_key:
-        data = _read("private_key", settings.private_key)
+    if private_key:
+        data = _read(option or "private_key", private_key, where)
         try:
-            private = serialization.load_pem_private_key(data, password=settings.private_key_passphrase)
+            private = serialization.load_pem_private_key(data, password=passphrase)
         except TypeError:
-            raise ConfigurationError(
+            raise error(
                 "private_key_passphrase",
                 "the private key is encrypted: set private_key_passphrase (JWT_WSGI_PRIVATE_KEY_PASSPHRASE)"
-                if settings.private_key_passphrase is None
+                if passphrase is None
                 else "the private key is not encrypted: remove private_key_passphrase",
             ) from None
         except ValueError:
-            raise ConfigurationError(
-                "private_key", f"{settings.private_key!r} is not a PEM private key (or the passphrase is wrong)"
+            raise error(
+                "private_key", f"{private_key!r} is not a PEM private key (or the passphrase is wrong)"
             ) from None
-        _check_type("private_key", alg, private)
-    if settings.public_key:
-        data = _read("public_key", settings.public_key)
+        check_key_type(option or "private_key", alg, private, where)
+    if public_key:
+        data = _read(option or "public_key", public_key, where)
         try:
             public = serialization.load_pem_public_key(data)
         except ValueError:
-            raise ConfigurationError("public_key", f"{settings.public_key!r} is not a PEM public key") from None
-        _check_type("public_key", alg, public)
+            raise error("public_key", f"{public_key!r} is not a PEM public key") from None
+        check_key_type(option or "public_key", alg, public, where)
     if private is not None:
         derived = private.public_key()
         if public is not None and _public_bytes(public) != _public_bytes(derived):
-            raise ConfigurationError("public_key", "does not belong to private_key")
+            raise error("public_key", "does not belong to private_key")
         public = derived
     assert public is not None  # Settings requires one of the two
-    algo = jwt.get_algorithm_by_name(alg)
-    jwk = json.loads(algo.to_jwk(public))
-    kid = thumbprint(jwk)
+    return _asymmetric_key(alg, public, private, kid)
+
+
+def _asymmetric_key(alg: str, public: Any, private: Any | None, kid: str | None) -> Key:
+    jwk = json.loads(jwt.get_algorithm_by_name(alg).to_jwk(public))
+    jwk = {name: jwk[name] for name in PUBLIC_MEMBERS[jwk["kty"]]}
+    kid = kid or thumbprint(jwk)
     jwk.update(kid=kid, alg=alg, use="sig")
     return Key(kid=kid, algorithm=alg, verifier=jwt.PyJWK(jwk, algorithm=alg), signer=private, public_jwk=jwk)
+
+
+def load_key(settings: Settings) -> Key:
+    """The one signing/verification key the top-level options describe."""
+    return _load(
+        settings.algorithm,
+        secret=settings.secret,
+        private_key=settings.private_key,
+        public_key=settings.public_key,
+        passphrase=settings.private_key_passphrase,
+    )
+
+
+def load_spec(option: str, index: int, spec: KeySpec, default_alg: str, passphrase: bytes | None = None) -> Key:
+    """The key of one ``keys`` entry (``option`` and ``index`` name it in errors)."""
+    where = f"entry {index}" + (f" (kid {spec.kid!r})" if spec.kid else "") + ": "
+    return _load(
+        spec.algorithm or default_alg,
+        secret=spec.secret,
+        private_key=spec.private_key,
+        public_key=spec.public_key,
+        passphrase=spec.private_key_passphrase if spec.private_key_passphrase is not None else passphrase,
+        kid=spec.kid,
+        option=option,
+        where=where,
+    )
+
+
+class StaticKeys:
+    """Keys known at construction, looked up by ``kid``.
+
+    A token without ``kid`` is tried only when exactly one key has the token's algorithm. A
+    single key without a ``kid`` (a top-level ``secret``) verifies every token, as it always did.
+
+    :param keys: the loaded keys; their kids are unique (checked by :class:`Settings`).
+    """
+
+    def __init__(self, keys: Sequence[Key]) -> None:
+        self.keys = tuple(keys)
+        self.algorithms = _unique(k.algorithm for k in self.keys)
+        self._by_kid = {k.kid: k.verifier for k in self.keys if k.kid is not None}
+        self._only = self.keys[0].verifier if len(self.keys) == 1 and self.keys[0].kid is None else None
+        per_alg: dict[str, list[jwt.PyJWK]] = {}
+        for k in self.keys:
+            per_alg.setdefault(k.algorithm, []).append(k.verifier)
+        self._without_kid = {alg: found[0] for alg, found in per_alg.items() if len(found) == 1}
+
+    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
+        """The key for a token's header; :class:`InvalidToken` when no configured key fits."""
+        if self._only is not None:
+            return self._only
+        kid = header.get("kid")
+        if kid is None:
+            alg = header.get("alg")
+            found = self._without_kid.get(alg) if isinstance(alg, str) else None
+        else:
+            found = self._by_kid.get(kid) if isinstance(kid, str) else None
+        if found is None:
+            raise InvalidToken()
+        return found
+
+
+class _NoKeys:
+    """A middleware that only accepts tokens of ``providers`` has no keys of its own."""
+
+    algorithms: tuple[str, ...] = ()
+
+    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
+        raise InvalidToken()
+
+
+def _is_remote(source: KeySource) -> TypeGuard[RemoteKeySet]:
+    return not isinstance(source, (StaticKeys, _NoKeys))
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _remote(
+    settings: Settings, algorithms: Sequence[str], jwks_url: str | None, issuer: str | None, on_change: Any
+) -> RemoteKeySet:
+    from .remote import RemoteKeySet  # only deployments with a JWK Set URL load the HTTP client
+
+    return RemoteKeySet(
+        on_change=on_change,
+        algorithms=algorithms,
+        jwks_url=jwks_url,
+        issuer=issuer,
+        ttl=settings.jwks_cache_ttl,
+        timeout=settings.jwks_timeout,
+        cooldown=settings.jwks_cooldown,
+    )
+
+
+@dataclass(frozen=True)
+class ProviderKeys:
+    """Another issuer: its settings and where its keys come from."""
+
+    provider: Provider
+    source: KeySource
+
+
+def _provider_keys(settings: Settings, index: int, provider: Provider, on_change: Any) -> ProviderKeys:
+    if provider.keys:
+        keys = [load_spec("providers", i, spec, provider.algorithms[0]) for i, spec in enumerate(provider.keys)]
+        return ProviderKeys(provider, StaticKeys(keys))
+    # jwks_url, or OpenID Connect discovery from the issuer when neither URL nor keys is given.
+    return ProviderKeys(provider, _remote(settings, provider.algorithms, provider.jwks_url, provider.issuer, on_change))
 
 
 class KeyRing:
     """The keys a middleware signs and verifies with.
 
+    - one key: ``secret``, or ``private_key``/``public_key`` (its ``kid`` is the RFC 7638 thumbprint);
+    - several keys for rotation: ``keys``, the ``active`` one signs, all of them verify;
+    - a JWK Set published elsewhere: ``jwks_url`` (fetched lazily, after the server forks);
+    - other issuers: ``providers`` (see :class:`~jwt_wsgi.tokens.TokenVerifier`).
+
     :param settings: validated settings.
     """
 
     def __init__(self, settings: Settings) -> None:
-        self.active = load_key(settings)
-        self.algorithms = [self.active.algorithm]
-        self._by_kid = {self.active.kid: self.active} if self.active.kid else {}
+        #: Bumped when a remote JWK Set drops a key: caches of verified tokens start over.
+        self.version = 0
+        self.active: Key | None = None
+        self.remote: RemoteKeySet | None = None
+        keys: list[Key] = []
+        if settings.keys:
+            for index, spec in enumerate(settings.keys):
+                key = load_spec("keys", index, spec, settings.algorithm, settings.private_key_passphrase)
+                keys.append(key)
+                if spec.active:
+                    self.active = key
+        elif settings.secret is not None or settings.private_key or settings.public_key:
+            self.active = load_key(settings)
+            keys.append(self.active)
+        self.keys = tuple(keys)
+        source: KeySource
+        if settings.jwks_url:
+            source = self.remote = _remote(settings, (settings.algorithm,), settings.jwks_url, None, self._retired)
+        elif keys:
+            source = StaticKeys(keys)
+        else:
+            source = _NoKeys()
+        self.source = source
+        self.algorithms = list(source.algorithms)
+        #: The lookup the verifier calls per token: a bound method, so no extra indirection.
+        self.verification_key = source.verification_key
+        self.providers = tuple(_provider_keys(settings, i, p, self._retired) for i, p in enumerate(settings.providers))
+        #: The remote JWK Sets among the sources (own and providers'); empty for static keys.
+        self.remotes: tuple[RemoteKeySet, ...] = tuple(
+            s for s in (self.source, *(p.source for p in self.providers)) if _is_remote(s)
+        )
+
+    def _retired(self) -> None:
+        self.version += 1
+
+    def refresh_due(self) -> int:
+        """Refresh the remote JWK Sets whose TTL is over; the :attr:`version` afterwards.
+
+        For callers that skip key lookups (a cache of verified tokens): without this, a cached
+        token would keep its JWK Set from ever refreshing, and a dropped key from taking effect.
+        """
+        for remote in self.remotes:
+            remote.refresh_if_due()
+        return self.version
+
+    @property
+    def verifies(self) -> bool:
+        """Whether this middleware has keys of its own (not only other issuers')."""
+        return not isinstance(self.source, _NoKeys)
 
     @property
     def can_sign(self) -> bool:
-        return self.active.signer is not None
+        return self.active is not None and self.active.signer is not None
 
     def signing(self) -> tuple[Any, str, dict[str, Any]]:
         """(key, algorithm, extra JOSE headers) for issuing a token."""
-        if self.active.signer is None:
-            raise ConfigurationError("private_key", "issuing tokens needs private_key")
+        if self.active is None or self.active.signer is None:
+            raise ConfigurationError("private_key", "issuing tokens needs private_key (or an active key in keys)")
         headers = {"kid": self.active.kid} if self.active.kid else {}
         return self.active.signer, self.active.algorithm, headers
 
-    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
-        """The key for a token's header. A ``kid`` is only a lookup key among configured keys."""
-        kid = header.get("kid")
-        if kid is None or not self._by_kid:
-            return self.active.verifier
-        found = self._by_kid.get(kid) if isinstance(kid, str) else None
-        if found is None:
-            raise InvalidToken()
-        return found.verifier
-
     def jwks(self) -> dict[str, Any] | None:
-        """The public JWK Set, or ``None`` when signing is symmetric (nothing may be published)."""
-        keys = [k.public_jwk for k in self._by_kid.values() if k.public_jwk is not None]
-        return {"keys": keys} if keys else None
+        """The public JWK Set, or ``None`` when there is no public key to publish.
+
+        Every configured public key is published, the active one first: services that verify
+        our tokens need the retired keys until the last token signed by them has expired.
+        Symmetric keys are never published; keys fetched from a JWK Set are someone else's.
+        """
+        ordered = sorted(self.keys, key=lambda k: k is not self.active)
+        published = [dict(k.public_jwk) for k in ordered if k.public_jwk is not None]
+        return {"keys": published} if published else None
+
+
+# -- JWK Sets for the command line -------------------------------------------------------------------
+def infer_algorithm(key: Any) -> str:
+    """The algorithm a key file is most likely meant for: RS256, ES256/384/512 by curve, EdDSA."""
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return "RS256"
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        for alg, curve in EC_ALGORITHMS.items():
+            if key.curve.name == curve:
+                return alg
+        raise ConfigurationError("key file", f"unsupported curve {key.curve.name}")
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey,
+                        ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
+        return "EdDSA"
+    raise ConfigurationError("key file", "not an RSA, EC or Ed25519/Ed448 key")
+
+
+def jwks_for_files(paths: Sequence[str], algorithm: str | None = None) -> dict[str, Any]:
+    """The public JWK Set of PEM key files (public or unencrypted private keys)."""
+    published = []
+    for path in paths:
+        data = _read("key file", path)
+        key: Any
+        try:
+            key = serialization.load_pem_public_key(data)
+        except ValueError:
+            try:
+                key = serialization.load_pem_private_key(data, password=None).public_key()
+            except TypeError:
+                raise ConfigurationError(
+                    "key file", f"{path!r} is encrypted: give its public key file instead"
+                ) from None
+            except ValueError:
+                raise ConfigurationError("key file", f"{path!r} is not a PEM public or private key") from None
+        alg = algorithm or infer_algorithm(key)
+        if alg in HMAC_ALGORITHMS:
+            raise ConfigurationError("--alg", f"{alg} uses a shared secret: there is no public key to publish")
+        check_key_type("key file", alg, key, f"{path}: ")
+        published.append(_asymmetric_key(alg, key, None, None).public_jwk)
+    return {"keys": published}

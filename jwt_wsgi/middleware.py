@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
+from .browser import CSRF_COOKIE, SAFE_METHODS, CSRFFailed, cookie_value, csrf_ok, login_redirect, wants_html
 from .cache import VerifiedTokens
 from .endpoints import Endpoints
 from .errors import (
@@ -16,6 +17,7 @@ from .errors import (
     InsufficientScope,
     InternalError,
     InvalidRequest,
+    InvalidToken,
     MissingToken,
     StoreUnavailable,
 )
@@ -106,7 +108,10 @@ class JWTMiddleware:
         self._scopes = [(PrefixSet([prefix]), scopes) for prefix, scopes in s.scopes.items()]
         self._cors = s.cors_preflight
         self._fail_open = s.store_fail_open
+        self._browser = self.endpoints.browser
         self.verified = VerifiedTokens(s.token_cache_size, s.leeway)
+        self._remote_keys = bool(self.keys.remotes)
+        self._keys_version = self.keys.version
         # One decision per distinct path, bounded: the path space is the client's to choose.
         self._route = functools.lru_cache(maxsize=4096)(self._compute_route)
 
@@ -123,17 +128,27 @@ class JWTMiddleware:
 
     # -- routing -----------------------------------------------------------------------------
     def _compute_route(self, script_name: str, path_info: str) -> Route:
+        """Protected when the path is protected in *either* reading: the whole path the client
+        asked for (``SCRIPT_NAME + PATH_INFO``), or the path inside the mount (``PATH_INFO``,
+        what Werkzeug, Flask and most routers dispatch on). A ``SCRIPT_NAME`` set by a proxy, a
+        forwarded header or ``ProxyFix`` can therefore neither hide nor move a protected path."""
         try:
-            path = canonical_path(script_name, path_info)
+            readings = [canonical_path(script_name, path_info)]
+            if script_name:
+                readings.append(canonical_path("", path_info))
         except BadPath:
             return Route(None, True, (), True)
-        endpoint = self._routes_table.get(path)
-        if endpoint is not None:
-            return Route(endpoint, False, (), False)
-        folded = fold(path)
-        protected = self._protect.covers(folded) and not self._public.covers(path)
+        for path in readings:
+            endpoint = self._routes_table.get(path)
+            if endpoint is not None:
+                return Route(endpoint, False, (), False)
+        protected = False
         scopes: list[str] = []
-        if protected:
+        for path in readings:
+            folded = fold(path)
+            if not self._protect.covers(folded) or self._public.covers(path):
+                continue
+            protected = True
             for prefixes, required in self._scopes:
                 if prefixes.covers(folded):
                     scopes.extend(s for s in required if s not in scopes)
@@ -168,10 +183,18 @@ class JWTMiddleware:
 
     def _verify(self, token: str) -> dict[str, Any]:
         """Claims of a valid access token: from the cache of verified tokens, or verified now."""
+        if self._remote_keys:
+            # Keys from a JWK Set: refresh it when due even for a cached token, and forget the
+            # verdicts reached with a key its issuer has dropped since.
+            version = self.keys.refresh_due()
+            if version != self._keys_version:
+                self.verified = VerifiedTokens(self.settings.token_cache_size, self.settings.leeway)
+                self._keys_version = version
         claims = self.verified.get(token)
         if claims is None:
             claims = self.verifier.verify(token)
-            self.verified.put(token, claims)
+            if not self._remote_keys or self.keys.version == self._keys_version:
+                self.verified.put(token, claims)
         return claims
 
     def _authenticate(self, environ: dict[str, Any]) -> Callable[[dict[str, Any], StartResponse], list[bytes]] | None:
@@ -192,12 +215,22 @@ class JWTMiddleware:
             and "HTTP_ORIGIN" in environ
             and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
         ):
-            return None  # a CORS preflight carries no credentials (Fetch standard)
-        token = self.reader.read(environ)
-        if token is None:
-            raise MissingToken()
-        claims = self._verify(token)
-        self._check_revoked(claims)
+            # A CORS preflight carries no credentials (Fetch standard): it goes to the app, whose
+            # CORS handling answers it, but only the CORS part of the answer comes back.
+            return self._preflight
+        try:
+            token, source = self.reader.read_with_source(environ)
+            if token is None:
+                raise MissingToken()
+            claims = self._verify(token)
+            self._check_revoked(claims)
+        except (MissingToken, InvalidToken):
+            if self._browser and environ.get("REQUEST_METHOD") in ("GET", "HEAD") and wants_html(environ):
+                return self._to_login  # a page, not an API: send the person to sign in
+            raise
+        if source == "cookie" and environ.get("REQUEST_METHOD") not in SAFE_METHODS:
+            if not csrf_ok(environ, claims, self.settings.max_body_size):
+                raise CSRFFailed()
         if route.scopes:
             granted = token_scopes(claims)
             if not granted.issuperset(route.scopes):
@@ -208,14 +241,60 @@ class JWTMiddleware:
     def _optional(self, environ: dict[str, Any]) -> None:
         """Outside ``protect``: a valid token fills in the claims, anything else is ignored."""
         try:
-            token = self.reader.read(environ)
+            token, source = self.reader.read_with_source(environ)
             if token is None:
                 return
             claims = self._verify(token)
             self._check_revoked(claims)
         except AuthError:
             return
+        if source == "cookie" and environ.get("REQUEST_METHOD") not in SAFE_METHODS:
+            if not csrf_ok(environ, claims, self.settings.max_body_size):
+                return  # another site's request: it does not act as the user
         self._grant(environ, claims)
+
+    def _preflight(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """Pass an anonymous preflight to the app; send back its status and CORS headers only.
+
+        A handler that ignores the method would otherwise serve a protected page to anyone who
+        adds two headers (catalogue P24): the body is dropped, never sent.
+        """
+        captured: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured[:] = [status, headers]
+            return lambda data: None
+
+        body = self.app(environ, capture)
+        try:
+            for _ in body:
+                pass
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        status, headers = captured if captured else ("204 No Content", [])
+        code = int(status.split(" ", 1)[0])
+        kept = [(k, v) for k, v in headers if k.lower().startswith("access-control-") or k.lower() in ("vary", "allow")]
+        if 200 <= code < 300:
+            start_response("204 No Content", kept)
+        else:
+            start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "0"), *kept])
+        return []
+
+    def _to_login(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """303 to the silent refresh when a session cookie says one may work, else to the login page."""
+        target = login_redirect(self.settings.login_path or "/", environ)
+        if self.settings.refresh_path and self._session_marker(environ):
+            target = self.settings.refresh_path + target[target.index("?"):]
+        start_response("303 See Other", [("Location", target), ("Content-Type", "text/plain; charset=utf-8"),
+                                         ("Content-Length", "0"),
+                                         ("Cache-Control", "no-store"), ("Vary", "Accept")])
+        return []
+
+    def _session_marker(self, environ: dict[str, Any]) -> bool:
+        name = ("__Host-" if self.reader.cookie_secure(environ) else "") + CSRF_COOKIE
+        return cookie_value(environ, name) is not None
 
     def _check_revoked(self, claims: Mapping[str, Any]) -> None:
         check_revoked(self.store, claims, fail_open=self._fail_open)

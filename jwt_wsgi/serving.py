@@ -53,6 +53,8 @@ def gunicorn_options(
         "forwarder_headers": "",
         "proxy_allow_ips": trusted,
         "accesslog": "-",
+        # gunicorn's control socket defaults to one path per user: two servers would collide.
+        "control_socket_disable": True,
         # The default access log line carries the request line (and so any token in a query
         # string); the middleware never accepts query tokens unless told to.
         "access_log_format": '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',

@@ -216,8 +216,264 @@ def _error_format(option: str, value: Any) -> str | Callable[..., Any]:
     raise ConfigurationError(option, f"expected one of {', '.join(ERROR_FORMATS)} or a callable, got {value!r}")
 
 
+def _choice(option: str, value: Any, choices: tuple[str, ...]) -> str:
+    text = str(value).strip() if not isinstance(value, bool) else str(value).lower()
+    for choice in choices:
+        if text.lower() == choice.lower():
+            return choice
+    raise ConfigurationError(option, f"expected one of {', '.join(choices)}, got {value!r}")
+
+
 def _path_option(option: str, value: Any) -> str | None:
     return _optional_str(option, value)
+
+
+# -- keys for rotation, and other issuers (``keys``, ``jwks_url``, ``providers``) -----------------
+# A kid is only a lookup key: printable ASCII without spaces, bounded (no paths or queries are
+# ever built from it, but a tidy alphabet keeps logs and configuration unambiguous).
+_KID = re.compile(r"[\x21-\x7e]{1,128}")
+_KEY_FIELDS = ("kid", "algorithm", "secret", "private_key", "private_key_passphrase", "public_key", "active")
+_PROVIDER_FIELDS = ("issuer", "audience", "jwks_url", "keys", "public_key", "algorithms", "sub_claim")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeySpec:
+    """One entry of ``keys`` (or of a provider's ``keys``), before its files are loaded.
+
+    ``kid`` defaults to the RFC 7638 thumbprint for public-key entries; a ``secret`` needs one.
+    ``algorithm`` defaults to the top-level ``algorithm``. At most one entry is ``active`` (it
+    signs the tokens the middleware issues); the others only verify.
+    """
+
+    kid: str | None = None
+    algorithm: str | None = None
+    secret: bytes | None = field(default=None, repr=False)
+    private_key: str | None = None
+    private_key_passphrase: bytes | None = field(default=None, repr=False)
+    public_key: str | None = None
+    active: bool = False
+
+    def public_view(self) -> dict[str, Any]:
+        view = {k: getattr(self, k) for k in _KEY_FIELDS}
+        for name in ("secret", "private_key_passphrase"):
+            view[name] = None if view[name] is None else "<hidden>"
+        return {k: v for k, v in view.items() if v is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provider:
+    """Another issuer whose tokens are accepted: the token's ``iss`` selects it.
+
+    Keys come from ``jwks_url``, from static ``keys``, or (neither given) from OpenID Connect
+    discovery of ``issuer``. ``sub_claim`` names the claim that identifies the user when the
+    provider's ``sub`` is not the one wanted (its value becomes ``sub`` and ``REMOTE_USER``).
+    """
+
+    issuer: str
+    audience: str | tuple[str, ...]
+    jwks_url: str | None = None
+    keys: tuple[KeySpec, ...] = ()
+    algorithms: tuple[str, ...] = ("RS256",)
+    sub_claim: str | None = None
+
+    def public_view(self) -> dict[str, Any]:
+        view: dict[str, Any] = {k: getattr(self, k) for k in ("issuer", "audience", "jwks_url", "sub_claim")}
+        view["algorithms"] = list(self.algorithms)
+        view["keys"] = [k.public_view() for k in self.keys]
+        if isinstance(view["audience"], tuple):
+            view["audience"] = list(view["audience"])
+        return {k: v for k, v in view.items() if v not in (None, [])}
+
+
+def _mappings(option: str, value: Any) -> list[Any]:
+    """A list of tables: TOML ``[[option]]``, a Python list, or JSON text (environment, PasteDeploy)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        import json
+
+        if not value.strip():
+            return []
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigurationError(option, "expected a JSON list of objects (as in [{\"kid\": ...}])") from None
+    if isinstance(value, (Mapping, KeySpec, Provider)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigurationError(option, f"expected a list of tables, got {type(value).__name__}")
+    for index, item in enumerate(value):
+        if not isinstance(item, (Mapping, KeySpec, Provider)):
+            raise ConfigurationError(option, f"entry {index} must be a table (a mapping), got {type(item).__name__}")
+    return list(value)
+
+
+def _unknown_fields(option: str, index: int, item: Mapping[str, Any], known: tuple[str, ...]) -> None:
+    for name in item:
+        if name not in known:
+            hint = difflib.get_close_matches(str(name), known, n=1)
+            fix = f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {', '.join(known)}"
+            raise ConfigurationError(option, f"entry {index}: unknown field {name!r}{fix}")
+
+
+def _key_specs(option: str, value: Any) -> tuple[KeySpec, ...]:
+    specs: list[KeySpec] = []
+    for index, item in enumerate(_mappings(option, value)):
+        if isinstance(item, KeySpec):
+            specs.append(item)
+            continue
+        if isinstance(item, Provider):
+            raise ConfigurationError(option, f"entry {index} is a provider, not a key")
+        _unknown_fields(option, index, item, _KEY_FIELDS)
+        kid = item.get("kid")
+        if kid is not None and (not isinstance(kid, str) or not _KID.fullmatch(kid)):
+            raise ConfigurationError(option, f"entry {index}: kid must be 1-128 printable characters without spaces")
+        algorithm = item.get("algorithm")
+        if algorithm is not None and not isinstance(algorithm, str):
+            raise ConfigurationError(option, f"entry {index}: algorithm must be a string")
+        spec = KeySpec(
+            kid=kid,
+            algorithm=algorithm.strip() if algorithm else None,
+            secret=_secret(option, item.get("secret")),
+            private_key=_optional_str(option, item.get("private_key")),
+            private_key_passphrase=_secret(option, item.get("private_key_passphrase")),
+            public_key=_optional_str(option, item.get("public_key")),
+            active=_bool(option, item.get("active", False)),
+        )
+        where = f"entry {index}" + (f" (kid {kid!r})" if kid else "")
+        if spec.secret is not None and (spec.private_key or spec.public_key):
+            raise ConfigurationError(option, f"{where}: give secret or private_key/public_key, not both")
+        if spec.secret is None and not spec.private_key and not spec.public_key:
+            raise ConfigurationError(option, f"{where}: needs secret, private_key or public_key")
+        if spec.secret is not None and kid is None:
+            raise ConfigurationError(
+                option, f"{where}: a secret key needs a kid (a public key's defaults to its thumbprint)"
+            )
+        if spec.active and spec.secret is None and not spec.private_key:
+            raise ConfigurationError(option, f"{where}: the active key signs tokens, so it needs secret or private_key")
+        specs.append(spec)
+    kids = [s.kid for s in specs if s.kid is not None]
+    if len(set(kids)) != len(kids):
+        raise ConfigurationError(option, "every kid must be unique")
+    if sum(s.active for s in specs) > 1:
+        raise ConfigurationError(option, "at most one key may be active (the one that signs); mark the others inactive")
+    return tuple(specs)
+
+
+def _providers(option: str, value: Any) -> tuple[Provider, ...]:
+    providers: list[Provider] = []
+    for index, item in enumerate(_mappings(option, value)):
+        if isinstance(item, Provider):
+            providers.append(item)
+            continue
+        if isinstance(item, KeySpec):
+            raise ConfigurationError(option, f"entry {index} is a key, not a provider")
+        _unknown_fields(option, index, item, _PROVIDER_FIELDS)
+        issuer = item.get("issuer")
+        if not isinstance(issuer, str) or not issuer.strip():
+            raise ConfigurationError(option, f"entry {index}: issuer is required (the exact iss of its tokens)")
+        audience = _audience(option, item.get("audience"))
+        if audience is None:
+            raise ConfigurationError(
+                option,
+                f"entry {index} ({issuer}): audience is required (the aud its tokens carry for this application), "
+                "so that tokens the provider issued to other applications are refused",
+            )
+        keys = _key_specs(option, item.get("keys"))
+        public_key = _optional_str(option, item.get("public_key"))
+        if public_key:
+            keys = (*keys, KeySpec(public_key=public_key))
+        jwks_url = _optional_str(option, item.get("jwks_url"))
+        if jwks_url and keys:
+            raise ConfigurationError(option, f"entry {index} ({issuer}): give jwks_url or keys/public_key, not both")
+        if "algorithms" in item:
+            algorithms = _str_list(option, item["algorithms"])
+        else:
+            algorithms = tuple(sorted({k.algorithm for k in keys if k.algorithm})) or ("RS256",)
+        sub_claim = _optional_str(option, item.get("sub_claim"))
+        providers.append(Provider(issuer=issuer, audience=audience, jwks_url=jwks_url, keys=keys,
+                                  algorithms=algorithms, sub_claim=sub_claim))
+    return tuple(providers)
+
+
+def is_loopback(host: str | None) -> bool:
+    """``localhost`` or a loopback address: the only hosts plain HTTP may be used with."""
+    import ipaddress
+
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(option: str, url: str) -> None:
+    """An ``https://`` URL (plain ``http://`` only for a loopback host: tests, sidecars)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise ConfigurationError(option, f"{url!r} is not a valid URL") from None
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and is_loopback(parts.hostname):
+        return
+    raise ConfigurationError(
+        option, f"{url!r} must be an https:// URL (plain http:// is allowed only for localhost, for tests)"
+    )
+
+
+def _check_secret(option: str, alg: str, secret: bytes, allow_weak: bool, where: str = "") -> None:
+    need = HMAC_ALGORITHMS[alg]
+    if allow_weak:
+        return
+    if len(secret) < need:
+        raise ConfigurationError(
+            option,
+            f"{where}{alg} needs a secret of at least {need} bytes, got {len(secret)}; "
+            "generate one with `python -c \"import secrets; print(secrets.token_urlsafe(48))\"`",
+        )
+    text = secret.decode("utf-8", "replace").strip().lower()
+    if text in _KNOWN_WEAK_SECRETS or len(set(secret)) < 8 or _repetitive(secret):
+        raise ConfigurationError(option, f"{where}is a well-known or low-entropy value; generate a random one")
+
+
+def _check_key_spec(option: str, index: int, spec: KeySpec, default_alg: str, allow_weak: bool,
+                    allowed: tuple[str, ...] = ALGORITHMS) -> None:
+    where = f"entry {index}" + (f" (kid {spec.kid!r})" if spec.kid else "") + ": "
+    alg = spec.algorithm or default_alg
+    if alg not in allowed:
+        raise ConfigurationError(option, f"{where}algorithm {alg!r} is not one of {', '.join(allowed)}")
+    if alg in HMAC_ALGORITHMS:
+        if spec.secret is None:
+            raise ConfigurationError(option, f"{where}{alg} needs a secret")
+        _check_secret(option, alg, spec.secret, allow_weak, where)
+    elif spec.secret is not None:
+        raise ConfigurationError(option, f"{where}{alg} verifies with a public key: give public_key (or private_key)")
+
+
+def _provider_error(where: str, message: str) -> ConfigurationError:
+    return ConfigurationError("providers", where + message)
+
+
+def _resolve_key_paths(value: Any, base_dir: str | os.PathLike[str]) -> Any:
+    """Relative key file paths inside ``keys`` / ``providers`` entries, against the TOML file."""
+
+    def fix(path: str | None) -> str | None:
+        return str(Path(base_dir, path)) if path and not os.path.isabs(path) else path
+
+    def spec(s: KeySpec) -> KeySpec:
+        return dataclasses.replace(s, private_key=fix(s.private_key), public_key=fix(s.public_key))
+
+    return tuple(
+        dataclasses.replace(v, keys=tuple(spec(k) for k in v.keys)) if isinstance(v, Provider) else spec(v)
+        for v in value
+    )
 
 
 # How a string from TOML, the environment or PasteDeploy becomes the option's value.
@@ -227,6 +483,12 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "private_key": _optional_str,
     "private_key_passphrase": _secret,
     "public_key": _optional_str,
+    "keys": _key_specs,
+    "jwks_url": _optional_str,
+    "jwks_cache_ttl": parse_duration,
+    "jwks_timeout": parse_duration,
+    "jwks_cooldown": parse_duration,
+    "providers": _providers,
     "issuer": _optional_str,
     "audience": _audience,
     "leeway": parse_duration,
@@ -243,6 +505,9 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "token_sources": _str_list,
     "header_name": lambda o, v: str(v).strip(),
     "cookie_name": lambda o, v: str(v).strip(),
+    "cookie_secure": lambda o, v: _choice(o, v, ("auto", "true", "false")),
+    "cookie_samesite": lambda o, v: _choice(o, v, ("Lax", "Strict")),
+    "login_template": _optional_str,
     "query_param": _optional_str,
     "users_file": _optional_str,
     "authenticate": _import_object,
@@ -262,7 +527,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
 # Options whose values never appear in repr(), logs or `jwt-wsgi check`.
 SECRET_OPTIONS = frozenset({"secret", "private_key_passphrase"})
 # Options that hold file system paths; relative paths in a TOML file are relative to it.
-PATH_OPTIONS = frozenset({"private_key", "public_key", "users_file"})
+PATH_OPTIONS = frozenset({"private_key", "public_key", "users_file", "login_template"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,6 +540,12 @@ class Settings:
     private_key: str | None = None
     private_key_passphrase: bytes | None = field(default=None, repr=False)
     public_key: str | None = None
+    keys: tuple[KeySpec, ...] = ()
+    jwks_url: str | None = None
+    jwks_cache_ttl: float = 600.0
+    jwks_timeout: float = 3.0
+    jwks_cooldown: float = 30.0
+    providers: tuple[Provider, ...] = ()
     issuer: str | None = None
     audience: str | tuple[str, ...] | None = None
     leeway: float = 0.0
@@ -293,6 +564,9 @@ class Settings:
     token_sources: tuple[str, ...] = ("header",)
     header_name: str = "Authorization"
     cookie_name: str = "access_token"
+    cookie_secure: str = "auto"
+    cookie_samesite: str = "Lax"
+    login_template: str | None = None
     query_param: str | None = None
     # credentials
     users_file: str | None = None
@@ -334,6 +608,8 @@ class Settings:
             value = _CONVERTERS[name](name, raw)
             if base_dir is not None and name in PATH_OPTIONS and isinstance(value, str):
                 value = str(Path(base_dir, value)) if not os.path.isabs(value) else value
+            elif base_dir is not None and name in ("keys", "providers"):
+                value = _resolve_key_paths(value, base_dir)
             values[name] = value
         return cls(**values)
 
@@ -378,12 +654,14 @@ class Settings:
             # Values passed as kwargs go through the same converters as strings do.
             if name in ("secret", "private_key_passphrase") and isinstance(value, str):
                 object.__setattr__(self, name, value.encode("utf-8"))
-            elif name in ("leeway", "access_ttl", "refresh_ttl"):
+            elif name in ("leeway", "access_ttl", "refresh_ttl", "jwks_cache_ttl", "jwks_timeout", "jwks_cooldown"):
                 object.__setattr__(self, name, parse_duration(name, value))
             elif name in ("protect", "public", "token_sources", "trusted_proxies"):
                 object.__setattr__(self, name, _str_list(name, value))
             elif name == "scopes":
                 object.__setattr__(self, name, _scopes(name, value))
+            elif name in ("keys", "providers"):
+                object.__setattr__(self, name, convert(name, value))
             elif name in ("login_rate_limit", "login_ip_rate_limit"):
                 object.__setattr__(self, name, RateLimit.parse(name, value))
             elif name == "audience":
@@ -394,9 +672,12 @@ class Settings:
                 object.__setattr__(self, name, _import_object(name, value))
             elif name in ("cors_preflight", "allow_weak_secret", "store_fail_open") and not isinstance(value, bool):
                 object.__setattr__(self, name, convert(name, value))
+            elif name in ("cookie_secure", "cookie_samesite"):
+                object.__setattr__(self, name, convert(name, value))
             elif name in ("max_token_size", "max_body_size", "token_cache_size"):
                 object.__setattr__(self, name, _int(name, value))
         self._validate_keys()
+        self._validate_federation()
         self._validate_paths()
         self._validate_sources()
         self._validate_misc()
@@ -410,7 +691,10 @@ class Settings:
                 f"unsupported algorithm {alg!r}" + (f"; did you mean {hint[0]!r}?" if hint else
                                                      f"; choose one of {', '.join(ALGORITHMS)}"),
             )
-        if alg in HMAC_ALGORITHMS:
+        single = self.secret is not None or self.private_key or self.public_key
+        if self.keys or self.jwks_url or (self.providers and not single):
+            pass  # several keys, a JWK Set, or other issuers only: see _validate_federation
+        elif alg in HMAC_ALGORITHMS:
             if self.private_key or self.public_key:
                 raise ConfigurationError(
                     "algorithm",
@@ -423,17 +707,7 @@ class Settings:
                     f"{alg} needs a secret: set JWT_WSGI_SECRET (for example to the output of "
                     "`python -c \"import secrets; print(secrets.token_urlsafe(48))\"`)",
                 )
-            need = HMAC_ALGORITHMS[alg]
-            if not self.allow_weak_secret:
-                if len(self.secret) < need:
-                    raise ConfigurationError(
-                        "secret",
-                        f"{alg} needs a secret of at least {need} bytes, got {len(self.secret)}; "
-                        "generate one with `python -c \"import secrets; print(secrets.token_urlsafe(48))\"`",
-                    )
-                text = self.secret.decode("utf-8", "replace").strip().lower()
-                if text in _KNOWN_WEAK_SECRETS or len(set(self.secret)) < 8:
-                    raise ConfigurationError("secret", "is a well-known or low-entropy value; generate a random one")
+            _check_secret("secret", alg, self.secret, self.allow_weak_secret)
         else:
             if self.secret is not None:
                 raise ConfigurationError(
@@ -447,8 +721,76 @@ class Settings:
             raise ConfigurationError("access_ttl", "must be longer than zero seconds")
         if self.refresh_ttl <= 0:
             raise ConfigurationError("refresh_ttl", "must be longer than zero seconds")
-        if self.leeway > 300:
-            raise ConfigurationError("leeway", "more than 300 seconds defeats token expiry; use at most 30 s")
+        if self.leeway > 30:
+            raise ConfigurationError("leeway", "more than 30 seconds defeats token expiry; allow at most 30 s of clock skew")
+
+    def _validate_federation(self) -> None:
+        """``keys`` (rotation), ``jwks_url`` (a JWK Set published elsewhere), ``providers``."""
+        single = [name for name in ("secret", "private_key", "public_key") if getattr(self, name)]
+        if self.keys:
+            if single or self.jwks_url:
+                other = (single or ["jwks_url"])[0]
+                raise ConfigurationError("keys", f"set keys or {other}, not both: put every key in keys")
+            for index, spec in enumerate(self.keys):
+                _check_key_spec("keys", index, spec, self.algorithm, self.allow_weak_secret)
+        if self.jwks_url:
+            if single:
+                raise ConfigurationError(
+                    "jwks_url",
+                    f"verifies tokens issued elsewhere: remove {single[0]} (or list that issuer in providers)",
+                )
+            check_url("jwks_url", self.jwks_url)
+            if self.algorithm in HMAC_ALGORITHMS:
+                raise ConfigurationError(
+                    "algorithm",
+                    f"a JWK Set holds public keys: set algorithm to the one the issuer signs with (e.g. RS256), "
+                    f"not {self.algorithm}",
+                )
+            if not self.issuer or self.audience is None:
+                raise ConfigurationError(
+                    "audience" if self.issuer else "issuer",
+                    "with jwks_url, set issuer and audience to the iss and aud the provider puts in tokens for this "
+                    "application, so that tokens it issued to other applications are refused",
+                )
+        own = bool(single or self.keys or self.jwks_url)
+        if self.providers and own and not self.issuer:
+            raise ConfigurationError(
+                "issuer",
+                "with providers, set issuer: the iss of this middleware's own tokens (a token's iss picks its keys)",
+            )
+        seen = {self.issuer} if own else set()
+        for index, provider in enumerate(self.providers):
+            where = f"entry {index} ({provider.issuer}): "
+            if provider.issuer in seen:
+                raise _provider_error(where, "this issuer is listed twice (or is the middleware's own)")
+            seen.add(provider.issuer)
+            if not provider.algorithms:
+                raise _provider_error(where, "algorithms must name at least one algorithm")
+            for alg in provider.algorithms:
+                if alg not in ALGORITHMS:
+                    raise _provider_error(where, f"unsupported algorithm {alg!r}; choose from {', '.join(ALGORITHMS)}")
+            if provider.jwks_url or not provider.keys:
+                if any(alg in HMAC_ALGORITHMS for alg in provider.algorithms):
+                    raise _provider_error(where, "a JWK Set holds public keys: algorithms must be asymmetric")
+                # Without jwks_url or keys, the keys are discovered from the issuer (OpenID Connect).
+                check_url("providers", provider.jwks_url or provider.issuer)
+            for key_index, spec in enumerate(provider.keys):
+                if spec.private_key or spec.active:
+                    raise _provider_error(where, "its keys only verify: give public_key, not private_key/active")
+                if spec.algorithm is None and len(provider.algorithms) != 1:
+                    raise ConfigurationError("providers", f"{where}with several algorithms, name each key's algorithm")
+                _check_key_spec("providers", key_index, spec, provider.algorithms[0], self.allow_weak_secret,
+                                allowed=provider.algorithms)
+        if not 0 < self.jwks_timeout <= 10:
+            raise ConfigurationError(
+                "jwks_timeout", "must be more than 0 and at most 10 seconds (a sync worker waits that long)"
+            )
+        if self.jwks_cooldown < 1:
+            raise ConfigurationError(
+                "jwks_cooldown", "must be at least 1 second: it bounds how often unknown kids cause fetches"
+            )
+        if self.jwks_cache_ttl < self.jwks_cooldown:
+            raise ConfigurationError("jwks_cache_ttl", "must be at least jwks_cooldown")
 
     def _validate_paths(self) -> None:
         for option in ("protect", "public"):
@@ -512,12 +854,23 @@ class Settings:
                 value = f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"
             elif isinstance(value, RateLimit):
                 value = str(value)
+            elif name in ("keys", "providers"):
+                value = [entry.public_view() for entry in value]
             elif isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
                 value = {k: list(v) for k, v in value.items()}
             view[name] = value
         return view
+
+
+def _repetitive(secret: bytes) -> bool:
+    """A pattern, not randomness: ``0123456789ABCDEF0123...``, ``abcabc...`` (catalogue T12).
+
+    Random secrets of 32+ characters repeat hardly any 4-character sequence; these repeat most.
+    """
+    grams = [secret[i:i + 4] for i in range(len(secret) - 3)]
+    return len(set(grams)) < len(grams) * 0.75
 
 
 def _check_absolute(option: str, path: str) -> None:

@@ -8,17 +8,19 @@ checked before anything is parsed. Any failure becomes :class:`~jwt_wsgi.errors.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
+import jwt.utils
 
-from .errors import ExpiredToken, InvalidRequest, InvalidToken
+from .errors import AuthError, ExpiredToken, InvalidRequest, InvalidToken
 from .keys import KeyRing
 from .settings import Settings
 
@@ -46,26 +48,51 @@ class TokenReader:
         self.cookie_name = settings.cookie_name if "cookie" in settings.token_sources else None
         self.query_param = settings.query_param if "query" in settings.token_sources else None
         self.use_header = "header" in settings.token_sources
+        self.secure_setting = settings.cookie_secure
 
     def read(self, environ: Mapping[str, Any]) -> str | None:
         """The token, or ``None`` when the request carries none.
 
         :raises InvalidRequest: two tokens, an empty ``Bearer``, or a malformed credential.
         """
+        return self.read_with_source(environ)[0]
+
+    def read_with_source(self, environ: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """(token, the source it came from: ``header``, ``cookie`` or ``query``), or (None, None).
+
+        A cookie-borne token makes a request subject to CSRF checks, so callers need to know.
+        """
         found: str | None = None
+        source: str | None = None
         if self.use_header:
             value = environ.get(self.header_key)
             if value is not None:
                 found = self._from_header(value)
+                source = "header" if found else None
         if self.cookie_name is not None:
             cookie = environ.get("HTTP_COOKIE")
-            if cookie and self.cookie_name in cookie:
-                found = _agree(found, _one_value(_cookie_values(cookie, self.cookie_name)))
+            name = self.cookie_for(environ)
+            if cookie and name in cookie:
+                from_cookie = _one_value(_cookie_values(cookie, name))
+                found = _agree(found, from_cookie)
+                source = source or ("cookie" if from_cookie else None)
         if self.query_param is not None:
             query = environ.get("QUERY_STRING")
             if query and self.query_param in query:
-                found = _agree(found, _one_value(_query_values(query, self.query_param)))
-        return found
+                from_query = _one_value(_query_values(query, self.query_param))
+                found = _agree(found, from_query)
+                source = source or ("query" if from_query else None)
+        return found, source
+
+    def cookie_for(self, environ: Mapping[str, Any]) -> str:
+        """The access cookie's name for this request: ``__Host-`` prefixed when it must be Secure."""
+        assert self.cookie_name is not None
+        return "__Host-" + self.cookie_name if self.cookie_secure(environ) else self.cookie_name
+
+    def cookie_secure(self, environ: Mapping[str, Any]) -> bool:
+        if self.secure_setting == "auto":
+            return environ.get("wsgi.url_scheme") == "https"
+        return self.secure_setting == "true"
 
     def _from_header(self, value: str) -> str | None:
         if not self.bearer:
@@ -148,32 +175,52 @@ class TokenVerifier:
         self.leeway = settings.leeway
         self._jwt = jwt.PyJWT(options={"require": ["exp"], "enforce_minimum_key_length": not settings.allow_weak_secret})
         self._options: Any = {"require": ["exp"]}
+        own = (
+            _Trust(keys.verification_key, self.algorithms, settings.issuer, settings.audience, None, True)
+            if keys.verifies else None
+        )
+        self._default = own
+        # With providers, the token's (unverified) iss picks the issuer, hence the keys; the
+        # signature and every claim are then checked against that issuer's settings only.
+        self._by_issuer: dict[str | None, _Trust] | None = None
+        if keys.providers:
+            self._by_issuer = {own.issuer: own} if own is not None else {}
+            for entry in keys.providers:
+                p = entry.provider
+                self._by_issuer[p.issuer] = _Trust(
+                    entry.source.verification_key, list(p.algorithms), p.issuer, p.audience, p.sub_claim, False
+                )
 
     def verify(self, token: str, expected_type: str = "access") -> dict[str, Any]:
         """The verified claims of ``token``.
 
         :param expected_type: tokens carrying a ``type`` claim must carry this one; tokens from
-            other issuers (no ``type``) count as access tokens.
+            other issuers (no ``type``) count as access tokens. Only this middleware's own
+            tokens can be anything else (a provider's token is never a refresh token here).
         :raises InvalidToken: for any defect; :class:`ExpiredToken` when only ``exp`` is past.
+        :raises ServiceUnavailable: the keys live in a JWK Set that could never be fetched.
         """
         if len(token) > self.max_size or token.count(".") != 2:
             raise InvalidToken()
+        trust = self._default if self._by_issuer is None else self._select(token)
+        if trust is None or (expected_type != "access" and not trust.own):
+            raise InvalidToken()
         try:
             header = jwt.get_unverified_header(token)
-            key = self.keys.verification_key(header)
+            key = trust.key_for(header)
             decoded = self._jwt.decode_complete(
                 token,
                 key=key,
-                algorithms=self.algorithms,
+                algorithms=trust.algorithms,
                 options=self._options,
-                issuer=self.issuer,
-                audience=self.audience,
+                issuer=trust.issuer,
+                audience=trust.audience,
                 leeway=self.leeway,
             )
         except jwt.ExpiredSignatureError:
             raise ExpiredToken() from None
-        except InvalidToken:
-            raise
+        except AuthError:
+            raise  # InvalidToken, or ServiceUnavailable (503) from a JWK Set that cannot be fetched
         except _PYJWT_ERRORS as exc:
             log.debug("token rejected: %s", type(exc).__name__)
             raise InvalidToken() from None
@@ -183,6 +230,8 @@ class TokenVerifier:
         for name in _TIME_CLAIMS:
             if name in claims and not _is_number(claims[name]):
                 raise InvalidToken()
+        if trust.sub_claim is not None:
+            claims["sub"] = claims.get(trust.sub_claim)  # e.g. Entra ID's oid: becomes sub and REMOTE_USER
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise InvalidToken()
@@ -190,6 +239,27 @@ class TokenVerifier:
         if token_type != expected_type:
             raise InvalidToken()
         return claims
+
+    def _select(self, token: str) -> _Trust | None:
+        """The issuer named by the token's ``iss`` (read unverified, only to pick the keys)."""
+        assert self._by_issuer is not None
+        try:
+            payload = json.loads(jwt.utils.base64url_decode(token.split(".", 2)[1]))
+        except (ValueError, TypeError, RecursionError, UnicodeError):
+            raise InvalidToken() from None
+        iss = payload.get("iss") if isinstance(payload, dict) else None
+        return self._by_issuer.get(iss) if isinstance(iss, str) else None
+
+
+class _Trust(NamedTuple):
+    """One issuer whose tokens verify: where its keys come from and what its tokens must say."""
+
+    key_for: Callable[[dict[str, Any]], jwt.PyJWK]
+    algorithms: list[str]
+    issuer: str | None
+    audience: str | tuple[str, ...] | None
+    sub_claim: str | None
+    own: bool  # this middleware's own keys (only these may verify refresh tokens)
 
 
 class TokenIssuer:

@@ -1,4 +1,4 @@
-"""Skips that cannot hide a gap: in CI (``JWT_WSGI_REQUIRE_SERVICES=1``, set by ``.ci/run``)
+"""Skips that cannot hide a gap: in CI (``REQUIRE_TEST_SERVICES=1``, set by ``.ci/run``)
 a missing server or browser is a failure, locally it is a skip with the reason."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-REQUIRED = os.environ.get("JWT_WSGI_REQUIRE_SERVICES", "") not in ("", "0")
+REQUIRED = os.environ.get("REQUIRE_TEST_SERVICES", "") not in ("", "0")
 
 
 def unavailable(reason: str) -> None:

@@ -233,12 +233,26 @@ def test_nested_scope_prefixes_add_up(make_client):
 
 # -- CORS preflight -------------------------------------------------------------------------------
 def test_cors_preflight_passes_without_token(make_client):
-    client = make_client()
+    seen = []
+
+    def cors_app(environ, start_response):
+        seen.append((environ["REQUEST_METHOD"], environ.get("REMOTE_USER")))
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Access-Control-Allow-Origin", "https://app.example"),
+                                  ("Access-Control-Allow-Methods", "GET, DELETE"), ("Vary", "Origin"),
+                                  ("Set-Cookie", "x=y")])
+        return [b"CANARY-API from a handler that ignores the method"]
+
+    client = make_client(cors_app)
     preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"}
-    assert client.options("/api/me", headers=preflight).status_code == 200
+    response = client.options("/api/me", headers=preflight)
+    # The app's CORS answer comes back; nothing else of its response does (catalogue P24).
+    assert response.status_code == 204 and response.data == b""
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert response.headers["Vary"] == "Origin" and "Set-Cookie" not in response.headers
+    assert seen == [("OPTIONS", None)]
     assert client.options("/api/me", headers={"Origin": "https://app.example"}).status_code == 401
     assert client.options("/api/me").status_code == 401
-    strict = make_client(cors_preflight=False)
+    strict = make_client(cors_app, cors_preflight=False)
     assert strict.options("/api/me", headers=preflight).status_code == 401
 
 
@@ -387,8 +401,9 @@ def test_issuer_and_audience(make_client):
 
 
 def test_leeway(make_client):
-    assert make_client(leeway=30).get("/api/me", headers=bearer(mint(exp=NOW - 5))).status_code == 200
-    assert make_client(leeway=30).get("/api/me", headers=bearer(mint(exp=NOW - 60))).status_code == 401
+    now = int(time.time())  # not the module's NOW: a long run would eat the leeway
+    assert make_client(leeway=30).get("/api/me", headers=bearer(mint(exp=now - 5))).status_code == 200
+    assert make_client(leeway=30).get("/api/me", headers=bearer(mint(exp=now - 60))).status_code == 401
 
 
 # -- asymmetric algorithms -------------------------------------------------------------------------

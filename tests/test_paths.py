@@ -101,6 +101,25 @@ def test_script_name_cannot_move_the_mount():
         assert response.status_code == 401, (script_name, path_info)
 
 
+@pytest.mark.parametrize(
+    ("script_name", "path_info"),
+    [("/zzz", "/admin/panel"), ("/x", "/api/me"), ("/app", "/api/me"), ("/app", "//admin/panel")],
+)
+def test_a_mount_point_cannot_hide_a_protected_path(script_name, path_info):
+    """Routers dispatch on PATH_INFO alone: a SCRIPT_NAME in front must not unprotect it (P18, P20, P21)."""
+    client = BufferedClient(JWTMiddleware(canary_app, secret=SECRET, protect=["/api", "/admin"]))
+    response = client.get("/", environ_overrides={"SCRIPT_NAME": script_name, "PATH_INFO": path_info})
+    assert response.status_code == 401
+
+
+def test_prefixes_may_name_the_mount_too():
+    client = BufferedClient(JWTMiddleware(canary_app, secret=SECRET, protect=["/app/api"], public=["/app/api/health"]))
+    mounted = {"SCRIPT_NAME": "/app"}
+    assert client.get("/", environ_overrides={**mounted, "PATH_INFO": "/api/me"}).status_code == 401
+    assert client.get("/", environ_overrides={**mounted, "PATH_INFO": "/api/health"}).status_code == 200
+    assert client.get("/", environ_overrides={**mounted, "PATH_INFO": "/other"}).status_code == 200
+
+
 def test_public_exceptions_match_exactly(make_client):
     client = make_client(public=["/api/health"])
     assert client.get("/api/health").status_code == 200

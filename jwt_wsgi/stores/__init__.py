@@ -38,7 +38,7 @@ def open_store(url: str) -> Store:
     """Build the store a URL names. Connections are opened lazily (after gunicorn forks)."""
     kind = store_kind(url)
     if kind == "memory":
-        return MemoryStore()
+        return MemoryStore.from_url(url)
     if kind == "sqlite":
         from .sqlite import SQLiteStore
 

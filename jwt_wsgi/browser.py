@@ -1,0 +1,241 @@
+"""Browser sign-in: the login page, token cookies, CSRF protection and safe redirects.
+
+Active when ``cookie`` is among ``token_sources``. API clients are never redirected: only a
+request whose ``Accept`` prefers ``text/html`` over JSON gets a page or a ``303``.
+
+Security, in the second person: cookies are sent by the browser on its own, so a cookie-borne
+token must not let another site act for your user. Every unsafe request (anything but GET, HEAD,
+OPTIONS) authenticated by the cookie must carry the token's ``csrf`` value in the ``X-CSRF-Token``
+header or a ``csrf_token`` form field (double submit, as Flask-JWT-Extended does), and an
+``Origin`` or ``Referer`` it sends must be this origin. The login form carries its own CSRF token
+(login CSRF). ``next`` may only name a path on this site.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import io
+import secrets
+import string
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from .errors import AuthError, ConfigurationError
+from .settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "HTTP_X_CSRF_TOKEN"
+CSRF_FIELD = "csrf_token"
+LOGIN_CSRF_COOKIE = "login_csrf"
+CSRF_COOKIE = "csrf_token"
+REFRESH_COOKIE = "refresh_token"
+
+
+class CSRFFailed(AuthError):
+    status = 403
+    code = "csrf_failed"
+    message = "Cross-site request refused: the CSRF token or origin is missing or wrong"
+    challenge = False
+
+
+def _quality(ranges: list[tuple[str, float]], offer: str) -> float:
+    """RFC 9110 §12.5.1: the q of the most specific range that matches ``offer``."""
+    kind = offer.split("/", 1)[0] + "/*"
+    best, specificity = 0.0, -1
+    for media, q in ranges:
+        rank = 2 if media == offer else 1 if media == kind else 0 if media == "*/*" else -1
+        if rank > specificity:
+            best, specificity = q, rank
+    return best if specificity >= 0 else 0.0
+
+
+def wants_html(environ: Mapping[str, Any]) -> bool:
+    """True when ``Accept`` prefers HTML to JSON (a browser navigating); ties (``*/*``) go to JSON."""
+    accept = environ.get("HTTP_ACCEPT")
+    if not accept or "html" not in accept:
+        return False
+    ranges: list[tuple[str, float]] = []
+    for item in accept.split(",")[:50]:
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        ranges.append((media.lower(), q))
+    return _quality(ranges, "text/html") > _quality(ranges, "application/json")
+
+
+def origin_of(environ: Mapping[str, Any]) -> str:
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}".lower()
+
+
+def same_origin(environ: Mapping[str, Any]) -> bool:
+    """``Origin`` (or else ``Referer``), when the browser sends one, must be this site."""
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is not None:
+        return bool(origin.lower() == origin_of(environ))
+    referer = environ.get("HTTP_REFERER")
+    if referer:
+        parts = urlsplit(referer)
+        return f"{parts.scheme}://{parts.netloc}".lower() == origin_of(environ)
+    return True
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """``value`` if it is a path on this site, else ``default`` (catalogue L26-L28)."""
+    if not value or len(value) > 2048:
+        return default
+    decoded = unquote(value)
+    for candidate in (value, decoded):
+        if not candidate.startswith("/") or candidate.startswith(("//", "/\\")):
+            return default
+        if any(c in candidate for c in "\\\r\n\t ") or any(ord(c) < 32 or ord(c) == 127 for c in candidate):
+            return default
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return default
+    return value
+
+
+def read_form(environ: dict[str, Any], cap: int) -> dict[str, str]:
+    """The urlencoded fields of an application request, leaving the body readable for the app."""
+    if not environ.get("CONTENT_TYPE", "").lower().startswith("application/x-www-form-urlencoded"):
+        return {}
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return {}
+    if length <= 0 or length > cap:
+        return {}
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), max_num_fields=100))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+
+
+def csrf_ok(environ: dict[str, Any], claims: Mapping[str, Any], cap: int,
+            fields: Mapping[str, Any] | None = None) -> bool:
+    """The double-submit and origin checks for a cookie-authenticated unsafe request.
+
+    :param fields: the body's fields when the caller already parsed it (else it is read here).
+    """
+    if not same_origin(environ):
+        return False
+    expected = claims.get("csrf")
+    if not isinstance(expected, str) or not expected:
+        return False
+    given = environ.get(CSRF_HEADER) or (fields if fields is not None else read_form(environ, cap)).get(CSRF_FIELD)
+    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def new_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def cookie_value(environ: Mapping[str, Any], name: str) -> str | None:
+    header = environ.get("HTTP_COOKIE", "")
+    values = {v.strip() for k, _, v in (p.strip().partition("=") for p in header.split(";")) if k == name}
+    return values.pop() if len(values) == 1 else None
+
+
+class Cookies:
+    """Builds ``Set-Cookie`` values with one set of attributes for setting and clearing."""
+
+    def __init__(self, settings: Settings, secure: bool) -> None:
+        self.secure = secure
+        self.samesite = settings.cookie_samesite
+        base = settings.cookie_name
+        self.access = ("__Host-" if secure else "") + base
+        self.csrf = ("__Host-" if secure else "") + CSRF_COOKIE
+        self.refresh = ("__Secure-" if secure else "") + REFRESH_COOKIE
+        self.login_csrf = ("__Host-" if secure else "") + LOGIN_CSRF_COOKIE
+        self.refresh_path = settings.refresh_path or "/"
+        self.login_path = settings.login_path or "/"
+
+    def _cookie(self, name: str, value: str, *, path: str, max_age: int, http_only: bool = True,
+                samesite: str | None = None) -> tuple[str, str]:
+        parts = [f"{name}={value}", f"Path={path}", f"Max-Age={max_age}", f"SameSite={samesite or self.samesite}"]
+        if http_only:
+            parts.append("HttpOnly")
+        if self.secure:
+            parts.append("Secure")
+        return ("Set-Cookie", "; ".join(parts))
+
+    def session(self, access: str, access_ttl: int, csrf: str, refresh: str | None, refresh_ttl: int) -> list[tuple[str, str]]:
+        headers = [
+            self._cookie(self.access, access, path="/", max_age=access_ttl),
+            # Readable by the page's scripts, so they can echo it in X-CSRF-Token. It lives as long
+            # as the refresh token: its presence tells the middleware a silent refresh may work.
+            self._cookie(self.csrf, csrf, path="/", max_age=refresh_ttl if refresh else access_ttl, http_only=False),
+        ]
+        if refresh is not None:
+            headers.append(self._cookie(self.refresh, refresh, path=self.refresh_path, max_age=refresh_ttl,
+                                        samesite="Strict"))
+        return headers
+
+    def clear(self) -> list[tuple[str, str]]:
+        return [
+            self._cookie(self.access, "", path="/", max_age=0),
+            self._cookie(self.csrf, "", path="/", max_age=0, http_only=False),
+            self._cookie(self.refresh, "", path=self.refresh_path, max_age=0, samesite="Strict"),
+        ]
+
+    def login_form(self, token: str, max_age: int = 3600) -> tuple[str, str]:
+        return self._cookie(self.login_csrf, token, path=self.login_path, max_age=max_age, samesite="Strict")
+
+
+DEFAULT_TEMPLATE = "login.html"
+
+
+class LoginPage:
+    """The sign-in page: ``string.Template`` with ``$title``, ``$action``, ``$next``, ``$csrf``,
+    ``$username``, ``$error`` (each HTML-escaped, ``$error`` a whole ``<p>`` or empty).
+
+    :param template_path: your own template file, or ``None`` for the built-in one.
+    """
+
+    def __init__(self, template_path: str | None, action: str) -> None:
+        if template_path:
+            try:
+                with open(template_path, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError as exc:
+                raise ConfigurationError("login_template", f"cannot read {template_path!r}: {exc.strerror}") from None
+        else:
+            text = resources.files("jwt_wsgi").joinpath(DEFAULT_TEMPLATE).read_text(encoding="utf-8")
+        self.template = string.Template(text)
+        try:
+            self.template.substitute(title="", action="", next="", csrf="", username="", error="")
+        except (KeyError, ValueError) as exc:
+            raise ConfigurationError("login_template", f"unknown or malformed placeholder: {exc}") from None
+        self.action = action
+
+    def render(self, *, next_path: str, csrf: str, username: str = "", error: str = "") -> bytes:
+        esc = html.escape
+        return self.template.substitute(
+            title="Sign in",
+            action=esc(self.action),
+            next=esc(next_path),
+            csrf=esc(csrf),
+            username=esc(username),
+            error=f'<p class="error" role="alert">{esc(error)}</p>' if error else "",
+        ).encode("utf-8")
+
+
+def login_redirect(login_path: str, environ: Mapping[str, Any]) -> str:
+    """``login_path?next=<the path asked for>`` (relative, so it stays on this site)."""
+    target = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")) or "/"
+    target = quote(target.encode("latin-1", "replace"), safe="/")
+    if environ.get("QUERY_STRING"):
+        target += "?" + environ["QUERY_STRING"]
+    return f"{login_path}?next={quote(safe_next(target), safe='')}"

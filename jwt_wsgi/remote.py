@@ -1,0 +1,374 @@
+"""Keys from a JWK Set published by another issuer (``jwks_url``, or OpenID Connect discovery).
+
+What can go wrong with a remote key set, and what this module does about it:
+
+- **Nothing happens at import or construction.** The first token that needs a key fetches the
+  set, in the worker process that received it, so gunicorn's master never fetches before it
+  forks and no thread is ever started. A lock created in the parent is replaced in each child
+  (``os.register_at_fork``), so a fork taken mid-fetch cannot leave a worker deadlocked.
+- **A token cannot make us fetch often.** A refetch happens when the cache's TTL is over, or for
+  a ``kid`` we do not know, but never twice within ``cooldown`` seconds per process, whatever
+  the tokens say: a flood of random ``kid`` values costs at most one fetch per window.
+- **A slow or broken endpoint cannot hang a worker.** One deadline (``timeout``) covers
+  discovery and the JWK Set together: connect, every read, the whole body. Redirects are not
+  followed, bodies over ``max_bytes`` are refused, anything but ``200`` + a JSON JWK Set fails.
+- **Stale-while-error.** A failed refresh keeps the last good key set; only a process that has
+  never had keys answers ``503`` (:class:`~jwt_wsgi.errors.ServiceUnavailable`), never ``500``,
+  never "accept".
+- **The set cannot widen what is accepted.** Keys are kept only if their type (and ``alg``, when
+  given) fits the configured algorithms, they are meant for signatures, and they are strong
+  enough (RSA >= 2048 bits); only public members are used. Symmetric (``oct``) keys are ignored.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import math
+import os
+import ssl
+import threading
+import time
+import urllib.request
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import jwt
+
+from . import __version__
+from .errors import ConfigurationError, InvalidToken, ServiceUnavailable
+from .keys import CURVES, KEY_TYPES, PUBLIC_MEMBERS, check_key_type
+from .settings import check_url, is_loopback
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 512 * 1024  # real JWK Sets are a few KiB; Entra ID's, the largest common one, ~20 KiB
+MAX_KEYS = 100
+_ACCEPT = "application/jwk-set+json, application/json;q=0.9"
+_OKP_CURVES = ("Ed25519", "Ed448")
+
+
+class FetchError(Exception):
+    """A fetch failed; the message is for logs (no token or secret is ever part of it)."""
+
+
+class _State(NamedTuple):
+    loaded: bool
+    by_kid: dict[str, dict[str, jwt.PyJWK]]  # kid -> algorithm -> key
+    without_kid: dict[str, jwt.PyJWK]  # algorithm -> the one key that fits a token without kid
+    expires: float  # clock time after which the next token triggers a refresh
+    prints: frozenset[tuple[Any, ...]] = frozenset()  # (kid, algorithm, public members) of each key
+
+
+_EMPTY = _State(False, {}, {}, 0.0)
+_instances: weakref.WeakSet[RemoteKeySet] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for remote in list(_instances):
+        remote._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class RemoteKeySet:
+    """Verification keys from a JWK Set URL, cached, refreshed safely.
+
+    .. code-block:: python
+
+        keys = RemoteKeySet(algorithms=["RS256"], jwks_url="https://idp.example/.well-known/jwks.json")
+        key = keys.verification_key(jwt.get_unverified_header(token))  # then jwt.decode(..., key=key)
+
+    :param algorithms: the configured algorithms; keys that fit none of them are ignored.
+    :param jwks_url: the JWK Set URL; without it, ``issuer`` is discovered (OpenID Connect
+        Discovery 1.0 §4: ``{issuer}/.well-known/openid-configuration`` -> ``jwks_uri``).
+    :param ttl: seconds a fetched set is used before it is refreshed.
+    :param timeout: seconds one refresh (discovery included) may take in all.
+    :param cooldown: at least this many seconds between two fetches.
+    :param clock: monotonic seconds; injectable for tests.
+    :param on_change: called after a refresh in which a key disappeared from the set (so that
+        whatever was verified with it, and cached, can be forgotten).
+    """
+
+    def __init__(
+        self,
+        *,
+        algorithms: Sequence[str],
+        jwks_url: str | None = None,
+        issuer: str | None = None,
+        ttl: float = 600.0,
+        timeout: float = 3.0,
+        cooldown: float = 30.0,
+        max_bytes: int = MAX_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        if jwks_url is None and issuer is None:
+            raise ConfigurationError("jwks_url", "give a JWK Set URL or an issuer to discover it from")
+        check_url("jwks_url" if jwks_url else "issuer", jwks_url or issuer or "")
+        self.algorithms = tuple(algorithms)
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.ttl = ttl
+        self.timeout = timeout
+        self.cooldown = cooldown
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.on_change = on_change
+        self.fetches = 0  # attempts made by this process (for tests and `jwt-wsgi check`)
+        self._accepted = frozenset(self.algorithms)
+        self._state = _EMPTY
+        self._next_fetch = -math.inf  # no fetch before this clock time (the cooldown)
+        self._lock = threading.Lock()
+        self._discovered: str | None = None
+        self._tls: ssl.SSLContext | None = None
+        _instances.add(self)
+
+    # -- the per-token path --------------------------------------------------------------------
+    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
+        """The key for a token's header.
+
+        :raises InvalidToken: no key fits (after at most one refresh, cooldown permitting).
+        :raises ServiceUnavailable: no key set could ever be fetched.
+        """
+        alg = header.get("alg")
+        kid = header.get("kid")
+        # Refused before any fetch: a token cannot make us fetch for an algorithm we never accept.
+        if not isinstance(alg, str) or alg not in self._accepted or not (kid is None or isinstance(kid, str)):
+            raise InvalidToken()
+        state = self._state
+        if state.expires <= self.clock():
+            state = self._refresh()
+        key = _find(state, kid, alg)
+        if key is None:
+            # Perhaps the issuer rotated its keys: refetch, unless the cooldown says we just did.
+            state = self._refresh()
+            key = _find(state, kid, alg)
+            if key is None:
+                raise InvalidToken()
+        return key
+
+    def refresh_if_due(self) -> None:
+        """Refresh now if keys were loaded and their TTL is over (cooldown permitting).
+
+        Before the first fetch there is nothing to refresh (and nothing verified with it), so a
+        token that never reaches a key lookup never causes a fetch. Failures keep the last set.
+        """
+        state = self._state
+        if state.loaded and state.expires <= self.clock():
+            self._refresh()
+
+    # -- refreshing ----------------------------------------------------------------------------
+    def _refresh(self) -> _State:
+        """A fresh state if the cooldown allows a fetch now, else the current one."""
+        # Another thread may be fetching: wait for it (bounded), then use what it found.
+        if not self._lock.acquire(timeout=self.timeout + 1.0):
+            return self._usable(self._state)
+        try:
+            now = self.clock()
+            state = self._state
+            if now < self._next_fetch:
+                return self._usable(state)
+            self._next_fetch = now + self.cooldown
+            self.fetches += 1
+            try:
+                fresh = self._fetch()
+            except FetchError as exc:
+                log.warning("JWK Set fetch from %s failed (%s); %s", self._where(), exc,
+                            "keeping the last good keys" if state.loaded else "no keys yet: answering 503")
+                # Stale-while-error: serve the last good set until the cooldown allows a retry.
+                self._state = state._replace(expires=self._next_fetch)
+                return self._usable(state)
+            self._state = fresh._replace(expires=now + self.ttl)
+            if state.prints - fresh.prints and self.on_change is not None:
+                self.on_change()  # a key was retired (or replaced) by the issuer
+            return self._state
+        finally:
+            self._lock.release()
+
+    def _usable(self, state: _State) -> _State:
+        if not state.loaded:
+            raise ServiceUnavailable(max(1, math.ceil(self._next_fetch - self.clock())))
+        return state
+
+    def _where(self) -> str:
+        return self.jwks_url or self._discovered or f"{self.issuer} (discovery)"
+
+    def _fetch(self) -> _State:
+        deadline = time.monotonic() + self.timeout
+        url = self.jwks_url or self._discovered or self._discover(deadline)
+        return parse_jwk_set(self._get_json(url, deadline), self.algorithms)
+
+    def _discover(self, deadline: float) -> str:
+        assert self.issuer is not None
+        document = self._get_json(self.issuer.rstrip("/") + "/.well-known/openid-configuration", deadline)
+        if not isinstance(document, dict):
+            raise FetchError("the OpenID configuration is not a JSON object")
+        # OpenID Connect Discovery 1.0 §4.3: the document's issuer MUST equal the one we asked.
+        if document.get("issuer") != self.issuer:
+            raise FetchError("the OpenID configuration names another issuer")
+        jwks_uri = document.get("jwks_uri")
+        if not isinstance(jwks_uri, str):
+            raise FetchError("the OpenID configuration has no jwks_uri")
+        try:
+            check_url("jwks_uri", jwks_uri)
+        except ConfigurationError:
+            raise FetchError("jwks_uri is not an https URL") from None
+        self._discovered = jwks_uri
+        return jwks_uri
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def _get_json(self, url: str, deadline: float) -> Any:
+        body = self._get(url, deadline)
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise FetchError("the response is not JSON") from None
+
+    def _get(self, url: str, deadline: float) -> bytes:
+        """``GET url``: 200 only, no redirects, at most ``max_bytes``, done before ``deadline``."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
+            raise FetchError("not an https URL")
+        connection = self._connection(parts.scheme, host, parts.port, _remaining(deadline))
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            connection.connect()
+            sock = connection.sock
+            connection.request("GET", target, headers={"Accept": _ACCEPT, "User-Agent": f"jwt_wsgi/{__version__}"})
+            sock.settimeout(_remaining(deadline))
+            response = connection.getresponse()
+            if response.status != 200:
+                # Redirects included: a JWK Set URL is configured exactly, never followed elsewhere.
+                raise FetchError(f"HTTP {response.status}")
+            length = response.getheader("Content-Length")
+            if length is not None and length.strip().isdigit() and int(length) > self.max_bytes:
+                raise FetchError(f"larger than {self.max_bytes} bytes")
+            body = bytearray()
+            while not response.isclosed():  # closed once the whole body has been read
+                sock.settimeout(_remaining(deadline))
+                # read1: one system call at most, so a server dripping a byte at a time still
+                # meets the deadline (read(n) would wait for all n bytes, however long).
+                chunk = response.read1(min(65536, self.max_bytes + 1 - len(body)))
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise FetchError(f"larger than {self.max_bytes} bytes")
+            return bytes(body)
+        except TimeoutError:
+            raise FetchError(f"no complete answer within {self.timeout:g} s") from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise FetchError(type(exc).__name__) from None
+        finally:
+            connection.close()
+
+    def _connection(self, scheme: str, host: str, port: int | None, timeout: float) -> http.client.HTTPConnection:
+        proxy = None if is_loopback(host) else _proxy_for(scheme, host)
+        target_host, target_port = (proxy[0], proxy[1]) if proxy else (host, port)
+        connection: http.client.HTTPConnection
+        if scheme == "https":
+            if self._tls is None:
+                self._tls = ssl.create_default_context()
+            connection = http.client.HTTPSConnection(target_host, target_port, timeout=timeout, context=self._tls)
+        else:
+            connection = http.client.HTTPConnection(target_host, target_port, timeout=timeout)
+        if proxy:
+            connection.set_tunnel(host, port)  # CONNECT through the environment's proxy
+        return connection
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FetchError("timed out")
+    return left
+
+
+def _proxy_for(scheme: str, host: str) -> tuple[str, int | None] | None:
+    """The ``https_proxy``/``http_proxy`` of the environment, unless ``no_proxy`` covers ``host``."""
+    proxy = urllib.request.getproxies().get(scheme)
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return (parts.hostname, parts.port) if parts.hostname else None
+
+
+# -- parsing -----------------------------------------------------------------------------------------
+def _find(state: _State, kid: str | None, alg: str) -> jwt.PyJWK | None:
+    if kid is None:
+        return state.without_kid.get(alg)
+    found = state.by_kid.get(kid)
+    return found.get(alg) if found is not None else None
+
+
+def _fitting_algorithms(jwk: dict[str, Any], algorithms: Sequence[str]) -> list[str]:
+    """The configured algorithms this JWK may verify (RFC 7517 §4: ``use``, ``key_ops``, ``alg``)."""
+    if jwk.get("use", "sig") != "sig":
+        return []
+    ops = jwk.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        return []
+    kty = jwk.get("kty")
+    declared = jwk.get("alg")
+    fitting = []
+    for alg in algorithms:
+        if KEY_TYPES.get(alg) != kty or (declared is not None and declared != alg):
+            continue
+        if kty == "EC" and jwk.get("crv") != CURVES[alg]:
+            continue
+        if kty == "OKP" and jwk.get("crv") not in _OKP_CURVES:
+            continue
+        fitting.append(alg)
+    return fitting
+
+
+def _public_key(jwk: dict[str, Any], alg: str) -> jwt.PyJWK | None:
+    members = {name: jwk.get(name) for name in PUBLIC_MEMBERS[KEY_TYPES[alg]]}
+    if not all(isinstance(value, str) for value in members.values()):
+        return None
+    try:
+        key = jwt.PyJWK(members, algorithm=alg)
+        check_key_type("jwks_url", alg, key.key)
+    except (jwt.PyJWTError, ConfigurationError, ValueError, TypeError):
+        return None
+    return key
+
+
+def parse_jwk_set(data: Any, algorithms: Sequence[str]) -> _State:
+    """The usable keys of a JWK Set document (unusable keys are skipped, not fatal)."""
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise FetchError("not a JWK Set (no keys list)")
+    by_kid: dict[str, dict[str, jwt.PyJWK]] = {}
+    per_alg: dict[str, list[jwt.PyJWK]] = {}
+    prints: set[tuple[Any, ...]] = set()
+    skipped = 0
+    for jwk in data["keys"][:MAX_KEYS]:
+        if not isinstance(jwk, dict):
+            skipped += 1
+            continue
+        kid = jwk.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            skipped += 1
+            continue
+        fitting = _fitting_algorithms(jwk, algorithms)
+        if not fitting:
+            skipped += 1
+        for alg in fitting:
+            key = _public_key(jwk, alg)
+            if key is None:
+                skipped += 1
+                break
+            per_alg.setdefault(alg, []).append(key)
+            prints.add((kid, alg, json.dumps({n: jwk[n] for n in PUBLIC_MEMBERS[KEY_TYPES[alg]]}, sort_keys=True)))
+            if kid is not None:
+                by_kid.setdefault(kid, {}).setdefault(alg, key)  # a duplicate kid: the first one wins
+    if skipped:
+        log.info("JWK Set: %d key(s) ignored (wrong type, use or algorithm, or too weak)", skipped)
+    without_kid = {alg: keys[0] for alg, keys in per_alg.items() if len(keys) == 1}
+    return _State(True, by_kid, without_kid, 0.0, frozenset(prints))

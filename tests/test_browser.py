@@ -1,0 +1,270 @@
+"""Browser sign-in through WSGI: every cookie attribute, CSRF failure mode and ``next`` spelling."""
+
+from __future__ import annotations
+
+import re
+from http.cookies import SimpleCookie
+from urllib.parse import quote
+
+import jwt
+import pytest
+
+from jwt_wsgi.browser import safe_next, wants_html
+
+from .conftest import ALICE_PASSWORD, SECRET, bearer
+
+HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+LOGIN = "/auth/login"
+
+
+@pytest.fixture
+def browser(make_client):
+    return make_client(token_sources=["header", "cookie"])
+
+
+def cookies_of(response) -> dict[str, dict[str, str]]:
+    """name -> attributes (lower-cased keys, plus 'value'), from every Set-Cookie header."""
+    result = {}
+    for header in response.headers.getlist("Set-Cookie"):
+        name_value, *attrs = [p.strip() for p in header.split(";")]
+        name, _, value = name_value.partition("=")
+        entry = {"value": value}
+        for attr in attrs:
+            key, _, val = attr.partition("=")
+            entry[key.lower()] = val or "true"
+        result[name] = entry
+    return result
+
+
+def open_form(client, next_path="/app/page", https=False):
+    overrides = {"wsgi.url_scheme": "https"} if https else {}
+    page = client.get(f"{LOGIN}?next={quote(next_path, safe='')}", headers=HTML, environ_overrides=overrides)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    csrf = re.search(rb'name="csrf_token" value="([^"]+)"', page.data).group(1).decode()
+    cookie = next(v["value"] for k, v in cookies_of(page).items() if k.endswith("login_csrf"))
+    return page, csrf, cookie
+
+
+def sign_in(client, next_path="/app/page", password=ALICE_PASSWORD, https=False, origin="http://localhost"):
+    _, csrf, cookie = open_form(client, next_path, https)
+    name = ("__Host-" if https else "") + "login_csrf"
+    overrides = {"HTTP_COOKIE": f"{name}={cookie}"}
+    if https:
+        overrides["wsgi.url_scheme"] = "https"
+        origin = origin.replace("http://", "https://")
+    headers = {**HTML, "Origin": origin} if origin else dict(HTML)
+    return client.post(LOGIN, data={"username": "alice", "password": password, "csrf_token": csrf, "next": next_path},
+                       headers=headers, environ_overrides=overrides)
+
+
+def session_cookie_header(response) -> str:
+    jar = cookies_of(response)
+    return "; ".join(f"{k}={v['value']}" for k, v in jar.items() if v["value"] and "login_csrf" not in k)
+
+
+def test_login_page_is_served_to_browsers_only(browser, make_client):
+    page, csrf, _ = open_form(browser)
+    assert b"<form" in page.data and b'type="password"' in page.data and b'<label for="username">' in page.data
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    # API clients, and JSON-only deployments, get 405.
+    assert browser.get(LOGIN, headers={"Accept": "*/*"}).status_code == 405
+    assert make_client().get(LOGIN, headers=HTML).status_code == 405
+
+
+def test_sign_in_sets_cookies_and_redirects(browser):
+    response = sign_in(browser)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/app/page"
+    jar = cookies_of(response)
+    access = jar["access_token"]
+    assert access["httponly"] == "true" and access["samesite"] == "Lax" and access["path"] == "/"
+    assert access["max-age"] == "1800" and "domain" not in access and "secure" not in access
+    claims = jwt.decode(access["value"], SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "alice" and claims["csrf"] == jar["csrf_token"]["value"]
+    assert "httponly" not in jar["csrf_token"]  # readable by the page's scripts
+    refresh = jar["refresh_token"]
+    assert refresh["path"] == "/auth/refresh" and refresh["httponly"] == "true" and refresh["samesite"] == "Strict"
+    assert jar["login_csrf"]["max-age"] == "0" or jar["login_csrf"]["value"] == ""
+    # The cookie authenticates page requests.
+    page = browser.get("/api/me", headers={**HTML, "Cookie": session_cookie_header(response)})
+    assert page.status_code == 200 and b'"user": "alice"' in page.data
+
+
+def test_https_cookies_are_secure_and_host_prefixed(browser):
+    response = sign_in(browser, https=True)
+    assert response.status_code == 303
+    jar = cookies_of(response)
+    assert set(jar) >= {"__Host-access_token", "__Host-csrf_token", "__Secure-refresh_token"}
+    for name in ("__Host-access_token", "__Host-csrf_token", "__Secure-refresh_token"):
+        assert jar[name]["secure"] == "true"
+    # On HTTPS only the prefixed cookie counts: a tossed plain cookie is not read.
+    token = jar["__Host-access_token"]["value"]
+    https = {"wsgi.url_scheme": "https"}
+    assert browser.get("/api/me", headers={"Cookie": f"__Host-access_token={token}"},
+                       environ_overrides=https).status_code == 200
+    assert browser.get("/api/me", headers={"Cookie": f"access_token={token}"},
+                       environ_overrides=https).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "next_value",
+    [
+        "https://evil.example/", "//evil.example", "/\\evil.example", "\\/evil.example", "/%2F%2Fevil.example",
+        "/%5Cevil.example", "%09//evil.example", "///evil.example", "https:evil.example", "javascript:alert(1)",
+        "data:text/html,x", "http://127.0.0.1@evil.example", "/ /evil.example", "/ok\r\nSet-Cookie: x=y",
+        "/ok%0d%0aSet-Cookie:%20x=y", "", "evil.example", "/" + "a" * 3000,
+    ],
+)
+def test_open_redirect_spellings_fall_back_to_root(browser, next_value):
+    assert safe_next(next_value) == "/"
+    response = sign_in(browser, next_path=next_value)
+    assert response.status_code == 303 and response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("next_value", ["/", "/app/page", "/app/page?tab=2", "/a/b/c#frag"])
+def test_same_site_next_is_kept(next_value):
+    assert safe_next(next_value) == next_value
+
+
+def test_next_is_escaped_in_the_page(browser):
+    page = browser.get(LOGIN + "?next=" + quote('/x"><script>alert(1)</script>'), headers=HTML)
+    assert b"<script>alert" not in page.data and b"&quot;&gt;&lt;script&gt;" in page.data
+
+
+@pytest.mark.parametrize(
+    ("mutate", "why"),
+    [
+        pytest.param(lambda d, o: d.update(csrf_token="forged"), "wrong form token", id="L29-wrong-token"),
+        pytest.param(lambda d, o: d.pop("csrf_token"), "no form token", id="L29-no-token"),
+        pytest.param(lambda d, o: o.pop("HTTP_COOKIE"), "no cookie", id="L29-no-cookie"),
+        pytest.param(lambda d, o: o.update(HTTP_ORIGIN="https://evil.example"), "cross-site origin",
+                     id="L29-evil-origin"),
+    ],
+)
+def test_login_csrf(browser, mutate, why):
+    _, csrf, cookie = open_form(browser)
+    data = {"username": "alice", "password": ALICE_PASSWORD, "csrf_token": csrf, "next": "/"}
+    overrides = {"HTTP_COOKIE": f"login_csrf={cookie}"}
+    mutate(data, overrides)
+    response = browser.post(LOGIN, data=data, headers=HTML, environ_overrides=overrides)
+    assert response.status_code == 403, why
+    assert not any(k.endswith("access_token") and v["value"] for k, v in cookies_of(response).items())
+
+
+def test_failed_sign_in_rerenders_with_a_generic_message(browser):
+    response = sign_in(browser, password="wrong")
+    assert response.status_code == 401 and b"Invalid username or password" in response.data
+    assert b'value="alice"' in response.data and ALICE_PASSWORD.encode() not in response.data
+
+
+def test_sign_in_rate_limit_page(browser):
+    for _ in range(5):
+        sign_in(browser, password="wrong")
+    response = sign_in(browser, password="wrong")
+    assert response.status_code == 429 and response.headers["Retry-After"]
+
+
+def test_protected_page_redirects_browsers_but_not_apis(browser):
+    response = browser.get("/api/me?x=1", headers=HTML)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/auth/login?next=%2Fapi%2Fme%3Fx%3D1"
+    assert browser.get("/api/me", headers={"Accept": "application/json"}).status_code == 401
+    assert browser.get("/api/me", headers={"Accept": "*/*"}).status_code == 401
+    assert browser.post("/api/me", headers=HTML).status_code == 401  # only GET/HEAD navigate
+    assert browser.get("/api/me", headers={**HTML, **bearer("junk")}).status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("headers", "form", "status"),
+    [
+        pytest.param({}, {}, 403, id="L30-no-csrf"),
+        pytest.param({"X-CSRF-Token": "forged"}, {}, 403, id="L30-wrong-header"),
+        pytest.param({"X-CSRF-Token": "RIGHT", "Origin": "https://evil.example"}, {}, 403, id="L30-evil-origin"),
+        pytest.param({"X-CSRF-Token": "RIGHT", "Referer": "https://evil.example/x"}, {}, 403, id="L30-evil-referer"),
+        pytest.param({"X-CSRF-Token": "RIGHT"}, {}, 200, id="header-token"),
+        pytest.param({"X-CSRF-Token": "RIGHT", "Origin": "http://localhost"}, {}, 200, id="same-origin"),
+        pytest.param({}, {"csrf_token": "RIGHT", "item": "x"}, 200, id="form-field"),
+        pytest.param({}, {"csrf_token": "forged"}, 403, id="wrong-form-field"),
+    ],
+)
+def test_csrf_on_cookie_authenticated_unsafe_requests(browser, headers, form, status):
+    jar = cookies_of(sign_in(browser))
+    right = jar["csrf_token"]["value"]
+    headers = {k: (right if v == "RIGHT" else v) for k, v in headers.items()}
+    form = {k: (right if v == "RIGHT" else v) for k, v in form.items()}
+    cookie = f"access_token={jar['access_token']['value']}; csrf_token={right}"
+    response = browser.post("/api/items", headers={**headers, "Cookie": cookie}, data=form or None)
+    assert response.status_code == status
+    if status == 403:
+        assert response.json["error"] == "csrf_failed"
+
+
+def test_bearer_calls_need_no_csrf(browser):
+    response = sign_in(browser)
+    token = cookies_of(response)["access_token"]["value"]
+    assert browser.post("/api/items", headers=bearer(token)).status_code == 200
+
+
+def test_silent_refresh_and_logout(browser):
+    jar = cookies_of(sign_in(browser))
+    csrf = jar["csrf_token"]["value"]
+    # The access cookie is gone (expired); the long-lived CSRF cookie says a session exists.
+    redirect = browser.get("/api/me", headers={**HTML, "Cookie": f"csrf_token={csrf}"})
+    assert redirect.status_code == 303 and redirect.headers["Location"].startswith("/auth/refresh?next=")
+    refreshed = browser.get(redirect.headers["Location"], headers={
+        **HTML, "Cookie": f"csrf_token={csrf}; refresh_token={jar['refresh_token']['value']}"})
+    assert refreshed.status_code == 303 and refreshed.headers["Location"] == "/api/me"
+    new = cookies_of(refreshed)
+    assert new["access_token"]["value"] and new["refresh_token"]["value"] != jar["refresh_token"]["value"]
+    assert new["csrf_token"]["value"] == csrf
+    cookie = f"access_token={new['access_token']['value']}; csrf_token={csrf}"
+    assert browser.get("/api/me", headers={**HTML, "Cookie": cookie}).status_code == 200
+    # The spent refresh cookie sends the page to the login form, clearing cookies.
+    again = browser.get("/auth/refresh?next=%2Fapi%2Fme", headers={
+        **HTML, "Cookie": f"refresh_token={jar['refresh_token']['value']}"})
+    assert again.status_code == 303 and again.headers["Location"].startswith("/auth/login?next=")
+    assert cookies_of(again)["access_token"]["max-age"] == "0"
+
+
+def test_logout_from_a_page(browser):
+    jar = cookies_of(sign_in(browser))
+    csrf = jar["csrf_token"]["value"]
+    cookie = f"access_token={jar['access_token']['value']}; csrf_token={csrf}"
+    assert browser.get("/auth/logout", headers={**HTML, "Cookie": cookie}).status_code == 405
+    assert browser.post("/auth/logout", headers={**HTML, "Cookie": cookie}).status_code == 403  # no CSRF
+    response = browser.post("/auth/logout", headers={**HTML, "Cookie": cookie}, data={"csrf_token": csrf})
+    assert response.status_code == 303 and response.headers["Location"] == "/auth/login"
+    cleared = cookies_of(response)
+    for name, path in (("access_token", "/"), ("csrf_token", "/"), ("refresh_token", "/auth/refresh")):
+        assert cleared[name]["max-age"] == "0" and cleared[name]["path"] == path
+    assert browser.get("/api/me", headers={"Cookie": cookie}).status_code == 401
+    refresh = browser.post("/auth/refresh", headers={"Cookie": f"refresh_token={jar['refresh_token']['value']}"})
+    assert refresh.status_code == 401
+
+
+def test_every_login_mints_a_fresh_session(browser):
+    first = cookies_of(sign_in(browser))
+    second = cookies_of(sign_in(browser))
+    assert first["access_token"]["value"] != second["access_token"]["value"]
+    assert first["csrf_token"]["value"] != second["csrf_token"]["value"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        ("text/html", True), ("text/html,application/xhtml+xml,*/*;q=0.8", True), ("*/*", False),
+        ("application/json", False), ("application/json, text/html", False), ("text/html;q=0.5, application/json", False),
+        ("text/*", False), ("text/html;q=bogus", False), ("", False),
+    ],
+)
+def test_wants_html(accept, html):
+    assert wants_html({"HTTP_ACCEPT": accept}) is html
+
+
+def test_cookie_parsing_is_strict_about_duplicates(browser):
+    jar = cookies_of(sign_in(browser))
+    token = jar["access_token"]["value"]
+    tossed = f"access_token={token}; access_token=attacker"
+    assert browser.get("/api/me", headers={"Cookie": tossed}).status_code == 400
+    assert SimpleCookie  # noqa: B018 - parsed by hand above on purpose (SimpleCookie is lenient)
