@@ -51,9 +51,10 @@ class VerifiedTokens:
             with self._lock:
                 self._entries.pop(token, None)
             return None
-        with self._lock:
-            if token in self._entries:
-                self._entries.move_to_end(token)
+        try:
+            self._entries.move_to_end(token)  # atomic under the GIL; no lock on the hot path
+        except KeyError:
+            pass  # evicted by another thread meanwhile: the claims we hold are still valid
         return claims.copy()
 
     def put(self, token: str, claims: dict[str, Any]) -> None:

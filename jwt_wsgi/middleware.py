@@ -41,6 +41,7 @@ ENVIRON_PREFIX = "jwt_wsgi."
 current_environ: ContextVar[dict[str, Any] | None] = ContextVar("jwt_wsgi_environ", default=None)
 
 
+_BEARER_PREFIXES = frozenset({"Bearer ", "bearer ", "BEARER "})
 _GENERIC_500 = b'{"error":"internal_error","message":"Internal server error"}'
 
 
@@ -109,6 +110,7 @@ class JWTMiddleware:
         self._cors = s.cors_preflight
         self._fail_open = s.store_fail_open
         self._browser = self.endpoints.browser
+        self._header_only_bearer = s.token_sources == ("header",) and s.header_name.lower() == "authorization"
         self.verified = VerifiedTokens(s.token_cache_size, s.leeway)
         self._remote_keys = bool(self.keys.remotes)
         self._keys_version = self.keys.version
@@ -165,6 +167,8 @@ class JWTMiddleware:
         except Exception:
             log.exception("jwt_wsgi failed while handling a request")
             return self._respond(InternalError(), start_response)
+        if CLAIMS_KEY not in environ:
+            return self.app(environ, start_response)  # nothing for requires()/get_claims() to find
         token = current_environ.set(environ)
         try:
             return self.app(environ, start_response)
@@ -219,10 +223,13 @@ class JWTMiddleware:
             # CORS handling answers it, but only the CORS part of the answer comes back.
             return self._preflight
         try:
-            token, source = self.reader.read_with_source(environ)
-            if token is None:
-                raise MissingToken()
-            claims = self._verify(token)
+            claims = self._cached_bearer(environ)
+            source = "header"
+            if claims is None:
+                token, source = self.reader.read_with_source(environ)
+                if token is None:
+                    raise MissingToken()
+                claims = self._verify(token)
             self._check_revoked(claims)
         except (MissingToken, InvalidToken):
             if self._browser and environ.get("REQUEST_METHOD") in ("GET", "HEAD") and wants_html(environ):
@@ -237,6 +244,19 @@ class JWTMiddleware:
                 raise InsufficientScope(route.scopes)
         self._grant(environ, claims)
         return None
+
+    def _cached_bearer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
+        """The repeated-token fast path: ``Authorization: Bearer <token seen before>``.
+
+        Only verified tokens are ever cache keys, so a hit proves the credential is well formed
+        and valid; anything else (other schemes, junk, a second token source) takes the full path.
+        """
+        if not self._header_only_bearer:
+            return None
+        value = environ.get("HTTP_AUTHORIZATION")
+        if value is None or value[:7] not in _BEARER_PREFIXES or self._remote_keys:
+            return None
+        return self.verified.get(value[7:])
 
     def _optional(self, environ: dict[str, Any]) -> None:
         """Outside ``protect``: a valid token fills in the claims, anything else is ignored."""

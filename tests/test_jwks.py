@@ -1,0 +1,754 @@
+"""Remote JWK Sets (issue 4): ``jwks_url``, OpenID Connect discovery, providers, and what a slow,
+broken or hostile JWK Set endpoint cannot do (catalogue T17-T19, R10-R13).
+
+A real HTTP server on 127.0.0.1 (``http.server`` in a thread) serves the JWK Set. It can rotate
+keys, answer slowly, fail, return junk or huge bodies, redirect, and it counts every request and
+connection. Time-dependent behaviour (TTL, cooldown) is driven by a fake clock set on the
+key set's public ``clock`` attribute, never by sleeping; network timeouts are real.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from jwt_wsgi import JWTMiddleware
+from jwt_wsgi.errors import InvalidToken, ServiceUnavailable
+from jwt_wsgi.keys import thumbprint
+from jwt_wsgi.remote import MAX_BYTES, RemoteKeySet
+
+from .conftest import CANARY_API, HS, BufferedClient, b64, bearer, canary_app, claims, login
+from .servers import GUNICORN, JWT_WSGI, Server, free_port, get, on_every_worker, server_env  # noqa: F401
+
+ISS = "https://idp.test/"
+AUD = "api://jwt-wsgi-tests"
+
+
+# -- the JWK Set server -----------------------------------------------------------------------------
+class JWKSServer:
+    """A JWK Set endpoint on 127.0.0.1 whose behaviour a test changes between requests.
+
+    ``mode``: ``ok``, ``fail`` (500), ``slow`` (no answer until released), ``drip`` (headers, then
+    a byte every 0.2 s), ``junk`` (not JSON), ``not-a-set``, ``huge`` (50 MiB announced),
+    ``huge-no-length`` (streams without Content-Length), ``redirect-file``, ``redirect-here``.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[dict[str, Any]] = []
+        self.mode = "ok"
+        self.discovery_issuer: str | None = None  # None: the server's own base URL
+        self.jwks_uri: str | None = None  # None: this server's /jwks.json
+        self.hits: collections.Counter[str] = collections.Counter()
+        self.connections = 0
+        self.received = threading.Event()  # set when a request arrives
+        self.release = threading.Event()  # set at teardown: slow handlers give up
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                with outer._lock:
+                    outer.hits[self.path] += 1
+                outer.received.set()
+                try:
+                    outer._answer(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeouts, size caps): that is the point
+
+        class Counting(ThreadingHTTPServer):
+            daemon_threads = True
+            block_on_close = False
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                with outer._lock:
+                    outer.connections += 1
+                super().process_request(request, client_address)
+
+        self.httpd = Counting(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str = "/jwks.json") -> str:
+        return self.base + path
+
+    @property
+    def fetches(self) -> int:
+        return self.hits["/jwks.json"]
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path
+        if path == "/.well-known/openid-configuration":
+            return self._send(handler, 200, json.dumps({
+                "issuer": self.discovery_issuer or self.base,
+                "jwks_uri": self.jwks_uri or self.url(),
+                "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
+            }).encode())
+        if path == "/real-jwks.json":
+            return self._send(handler, 200, json.dumps({"keys": self.keys}).encode())
+        if path != "/jwks.json":
+            return self._send(handler, 404, b"{}")
+        mode = self.mode
+        if mode == "ok":
+            self._send(handler, 200, json.dumps({"keys": self.keys}).encode(), "application/jwk-set+json")
+        elif mode == "fail":
+            self._send(handler, 500, b"upstream error")
+        elif mode == "slow":
+            self.release.wait(60)
+        elif mode == "drip":
+            handler.send_response(200)
+            handler.send_header("Content-Length", "100000")
+            handler.end_headers()
+            while not self.release.wait(0.2):
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+        elif mode == "junk":
+            self._send(handler, 200, b"<html>not a key set</html>")
+        elif mode == "not-a-set":
+            self._send(handler, 200, json.dumps({"kty": "RSA", "keys": "all of them"}).encode())
+        elif mode == "deep":
+            self._send(handler, 200, b"[" * 100000 + b"]" * 100000)
+        elif mode in ("huge", "huge-no-length"):
+            handler.send_response(200)
+            if mode == "huge":
+                handler.send_header("Content-Length", str(50 * 1024 * 1024))
+            handler.end_headers()
+            chunk = b'{"keys": [' + b" " * 65526
+            for _ in range(800):  # 50 MiB at most, unless the client stops reading first
+                if self.release.is_set():
+                    break
+                handler.wfile.write(chunk)
+        elif mode == "redirect-file":
+            handler.send_response(302)
+            handler.send_header("Location", "file:///etc/passwd")
+            handler.end_headers()
+        elif mode == "redirect-here":
+            handler.send_response(302)
+            handler.send_header("Location", self.url("/real-jwks.json"))
+            handler.end_headers()
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str = "application/json") -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", ctype)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def start(self) -> JWKSServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JWKSServer]:
+    server = JWKSServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def listener() -> Iterator[JWKSServer]:
+    """A server a token's jku/x5u points at: it must never see a connection. It never answers."""
+    server = JWKSServer()
+    server.mode = "slow"
+    server.start()
+    yield server
+    server.stop()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Issuer:
+    """An external issuer: a private key our app never sees as a file, published as a JWK."""
+
+    def __init__(self, alg: str = "RS256", kid: str | None = None, key: Any = None, iss: str = ISS) -> None:
+        self.alg = alg
+        self.key = key or (ec.generate_private_key(ec.SECP256R1()) if alg.startswith("ES")
+                           else rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        public = json.loads(jwt.get_algorithm_by_name(alg).to_jwk(self.key.public_key()))
+        self.kid = kid or thumbprint(public)
+        self.jwk = {**public, "kid": self.kid, "alg": alg, "use": "sig"}
+        self.iss = iss
+
+    def mint(self, headers: dict[str, Any] | None = None, *, kid: Any = "default", **extra: Any) -> str:
+        head = dict(headers or {})
+        if kid == "default":
+            head["kid"] = self.kid
+        elif kid is not None:
+            head["kid"] = kid
+        payload = claims(**{"iss": self.iss, "aud": AUD, "type": None, **extra})
+        return jwt.encode(payload, self.key, algorithm=self.alg, headers=head)
+
+
+def remote_client(jwks: JWKSServer, **options: Any) -> BufferedClient:
+    options = {"algorithm": "RS256", "jwks_url": jwks.url(), "issuer": ISS, "audience": AUD,
+               "protect": ["/api"], **options}
+    middleware = JWTMiddleware(canary_app, **options)
+    client = BufferedClient(middleware)
+    client.middleware = middleware  # type: ignore[attr-defined]
+    return client
+
+
+def status(client: BufferedClient, token: str, path: str = "/api/me") -> int:
+    response = client.get(path, headers=bearer(token))
+    assert response.status_code != 500, response.data
+    if response.status_code != 200:
+        assert CANARY_API not in response.data
+    return int(response.status_code)
+
+
+# -- tokens from an external issuer ------------------------------------------------------------------
+def test_external_issuer_tokens_verify_through_the_jwk_set(jwks_server):
+    idp = Issuer()
+    jwks_server.keys = [idp.jwk]
+    client = remote_client(jwks_server)
+    assert jwks_server.hits.total() == 0  # nothing fetched at construction
+    response = client.get("/api/me", headers=bearer(idp.mint(sub="ext-user", scope="read")))
+    assert response.status_code == 200
+    assert json.loads(response.data.split(b" ", 1)[1])["user"] == "ext-user"
+    for _ in range(20):
+        assert status(client, idp.mint(jti=uuid.uuid4().hex)) == 200
+    assert jwks_server.fetches == 1  # cached
+    assert status(client, idp.mint(aud="another-app")) == 401
+    assert status(client, idp.mint(iss="https://evil.test/")) == 401
+    assert status(client, idp.mint(exp=int(time.time()) - 10)) == 401
+    # Someone else's keys are not republished, and there is nothing to sign with: no login.
+    assert client.get("/.well-known/jwks.json").json["public"] == "/.well-known/jwks.json"
+    assert client.middleware.issuer is None
+
+
+def test_token_without_kid_needs_exactly_one_fitting_key(jwks_server):
+    idp, other = Issuer(), Issuer()
+    jwks_server.keys = [idp.jwk, Issuer(alg="ES256").jwk]  # one RSA key: fits a kid-less RS256 token
+    client = remote_client(jwks_server)
+    assert status(client, idp.mint(kid=None)) == 200
+    jwks_server.keys = [idp.jwk, other.jwk]
+    client = remote_client(jwks_server)
+    assert status(client, idp.mint(kid=None)) == 401  # two RSA keys: ambiguous, not tried
+    assert status(client, idp.mint()) == 200
+
+
+def test_the_jwk_set_cannot_widen_the_algorithms(jwks_server):
+    """Configured: RS256. The set offers everything else; none of it is usable."""
+    es, ps, weak = Issuer(alg="ES256"), Issuer(), Issuer(key=rsa.generate_private_key(65537, 1024))
+    enc, ops, rs512 = Issuer(), Issuer(), Issuer()
+    oct_secret = secrets.token_bytes(32)
+    jwks_server.keys = [
+        es.jwk,
+        {**ps.jwk, "alg": "PS256"},
+        weak.jwk,
+        {**enc.jwk, "use": "enc"},
+        {**ops.jwk, "key_ops": ["encrypt"]},
+        {**rs512.jwk, "alg": "RS512"},
+        {"kty": "oct", "kid": "oct-1", "k": b64(oct_secret), "alg": "HS256"},
+        {"kty": "RSA", "kid": "junk", "n": 5, "e": "AQAB"},
+        "not a key",
+    ]
+    client = remote_client(jwks_server)
+    assert status(client, es.mint()) == 401
+    assert status(client, jwt.encode(claims(iss=ISS, aud=AUD), ps.key, "PS256", headers={"kid": ps.kid})) == 401
+    assert status(client, ps.mint()) == 401  # its JWK says PS256: not usable for RS256 either
+    with pytest.warns(jwt.warnings.InsecureKeyLengthWarning):
+        weak_token = weak.mint()
+    assert status(client, weak_token) == 401
+    assert status(client, enc.mint()) == 401
+    assert status(client, ops.mint()) == 401
+    assert status(client, rs512.mint()) == 401
+    assert status(client, HS(oct_secret, {"alg": "HS256", "kid": "oct-1"}, claims(iss=ISS, aud=AUD))) == 401
+    assert status(client, HS(json.dumps(es.jwk).encode(), {"alg": "HS256", "kid": es.kid},
+                             claims(iss=ISS, aud=AUD))) == 401
+    assert jwks_server.fetches == 1  # one fetch, then the cooldown
+
+
+def test_private_members_in_a_jwk_set_are_ignored(jwks_server):
+    idp = Issuer()
+    private = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(idp.key))
+    private.pop("key_ops", None)  # PyJWT writes ["sign"]: a JWK that may not verify is skipped
+    jwks_server.keys = [{**private, "kid": idp.kid, "alg": "RS256"}]
+    client = remote_client(jwks_server)
+    assert status(client, idp.mint()) == 200
+
+
+# -- never trusted from the token (T17-T19, R13) -----------------------------------------------------
+@pytest.mark.parametrize("config", ["static", "jwks"])
+def test_token_supplied_key_urls_are_never_fetched(tmp_path, jwks_server, listener, config):
+    idp, attacker = Issuer(), Issuer()
+    jwks_server.keys = [idp.jwk]
+    if config == "jwks":
+        client = remote_client(jwks_server)
+    else:
+        from .test_keys import write_pair
+
+        _, pub = write_pair(tmp_path, idp.key, "idp")
+        client = remote_client(jwks_server, jwks_url=None, public_key=pub)
+    attacker_set = {"keys": [attacker.jwk]}
+    tokens = [
+        attacker.mint({"jku": listener.url("/jwks.json")}, kid=attacker.kid),
+        attacker.mint({"jku": listener.url("/jwks.json")}, kid=None),
+        attacker.mint({"jku": listener.url("/jwks.json")}, kid=idp.kid),
+        attacker.mint({"x5u": listener.url("/cert.pem")}),
+        attacker.mint({"x5u": listener.url("/cert.pem"), "jku": listener.url()}, kid=uuid.uuid4().hex),
+        attacker.mint({"jwk": attacker.jwk}),
+        attacker.mint({"jwk": attacker.jwk}, kid=idp.kid),
+        attacker.mint({"jku": "file:///etc/passwd", "kid": "x"}),
+        attacker.mint({"jku": json.dumps(attacker_set)}),
+    ]
+    started = time.monotonic()
+    for token in tokens:
+        assert status(client, token) == 401
+    assert time.monotonic() - started < 2.0  # nothing waited on the listener that never answers
+    assert listener.connections == 0 and listener.hits.total() == 0
+    # Signed by the real key, the same headers are merely ignored.
+    assert status(client, idp.mint({"jku": listener.url(), "x5u": listener.url()})) == 200
+    assert listener.connections == 0
+
+
+# -- flood, cooldown, rotation at the provider --------------------------------------------------------
+def _random_kid_token(idp: Issuer) -> str:
+    header = {"alg": "RS256", "kid": uuid.uuid4().hex}
+    return b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims(iss=ISS, aud=AUD)).encode()) + "." + \
+        b64(secrets.token_bytes(256))
+
+
+def test_random_kid_flood_costs_one_fetch_per_cooldown_window(jwks_server):
+    """Catalogue R10: 200 requests with random kids, cold cache, default cooldown (30 s)."""
+    idp = Issuer()
+    jwks_server.keys = [idp.jwk]
+    client = remote_client(jwks_server)
+    started = time.monotonic()
+    for _ in range(200):
+        assert status(client, _random_kid_token(idp)) == 401
+    elapsed = time.monotonic() - started
+    assert elapsed < 30  # the whole flood fits in one window ...
+    assert jwks_server.fetches == 1  # ... so it cost exactly one fetch (the first)
+    assert status(client, idp.mint()) == 200
+    assert jwks_server.fetches == 1
+
+
+def test_random_kid_flood_from_many_threads_costs_one_fetch(jwks_server):
+    idp = Issuer()
+    jwks_server.keys = [idp.jwk]
+    client = remote_client(jwks_server)
+    middleware = client.middleware
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def flood() -> None:
+        own = BufferedClient(middleware)
+        for _ in range(25):
+            code = own.get("/api/me", headers=bearer(_random_kid_token(idp))).status_code
+            with lock:
+                results.append(code)
+
+    threads = [threading.Thread(target=flood) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results.count(401) == 200
+    assert jwks_server.fetches == 1
+
+
+def test_flood_over_simulated_time_stays_within_one_fetch_per_window(jwks_server):
+    idp = Issuer()
+    jwks_server.keys = [idp.jwk]
+    client = remote_client(jwks_server)
+    clock = FakeClock()
+    client.middleware.keys.remote.clock = clock
+    for _ in range(200):
+        assert status(client, _random_kid_token(idp)) == 401
+        clock.advance(0.5)  # 200 requests over 100 simulated seconds: 4 windows of 30 s
+    assert 1 < jwks_server.fetches <= 4
+
+
+def test_rotation_at_the_provider_is_picked_up_after_the_cooldown(jwks_server):
+    old, new = Issuer(), Issuer()
+    jwks_server.keys = [old.jwk]
+    client = remote_client(jwks_server)
+    clock = FakeClock()
+    client.middleware.keys.remote.clock = clock
+    assert status(client, old.mint()) == 200
+    # The provider rotates: publishes the new key next to the old one, signs with the new one.
+    jwks_server.keys = [new.jwk, old.jwk]
+    clock.advance(5)
+    assert status(client, new.mint()) == 401  # within the cooldown: no fetch yet
+    assert jwks_server.fetches == 1
+    clock.advance(30)
+    assert status(client, new.mint()) == 200  # unknown kid after the cooldown: one refetch
+    assert status(client, old.mint()) == 200
+    assert jwks_server.fetches == 2
+    # The old key is retired at the provider: gone from our key cache after the TTL (10 min),
+    # and a token verified with it before (the same text, cached as verified) goes with it.
+    jwks_server.keys = [new.jwk]
+    seen_before = old.mint(jti="x1")
+    clock.advance(599)
+    assert status(client, seen_before) == 200
+    clock.advance(2)
+    assert status(client, old.mint(jti="x2")) == 401
+    assert status(client, seen_before) == 401
+    assert status(client, new.mint(jti="x3")) == 200
+    assert jwks_server.fetches == 3
+
+
+# -- a slow, broken or hostile endpoint ---------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["slow", "drip"])
+def test_slow_jwk_set_fails_within_the_timeout_and_other_routes_keep_answering(jwks_server, mode):
+    """Catalogue R11: each request fails within the timeout, 503, and nothing else waits."""
+    idp = Issuer()
+    jwks_server.keys = [idp.jwk]
+    jwks_server.mode = mode
+    client = remote_client(jwks_server, jwks_timeout=1)
+    outcome: dict[str, Any] = {}
+
+    def protected() -> None:
+        started = time.monotonic()
+        response = BufferedClient(client.middleware).get("/api/me", headers=bearer(idp.mint()))
+        outcome.update(status=response.status_code, json=response.json, headers=dict(response.headers),
+                       elapsed=time.monotonic() - started)
+
+    waiting = threading.Thread(target=protected)
+    waiting.start()
+    assert jwks_server.received.wait(5)
+    # While that request waits on the JWK Set, the rest of the application keeps answering.
+    started = time.monotonic()
+    assert client.get("/health").status_code == 200
+    assert client.get("/api/me").status_code == 401  # no token: no fetch needed
+    assert time.monotonic() - started < 0.5
+    waiting.join(10)
+    assert outcome["status"] == 503 and outcome["json"]["error"] == "service_unavailable"
+    assert 0.9 < outcome["elapsed"] < 2.5  # jwks_timeout = 1 s, plus slack
+    assert int(outcome["headers"]["Retry-After"]) >= 1
+    # Within the cooldown, the next requests fail at once instead of waiting again.
+    started = time.monotonic()
+    for _ in range(5):
+        assert status(client, idp.mint()) == 503
+    assert time.monotonic() - started < 0.5
+    assert jwks_server.fetches == 1
+
+
+@pytest.mark.parametrize(
+    "mode",
+    ["fail", "junk", "not-a-set", "deep", "huge", "huge-no-length", "redirect-file", "redirect-here"],
+)
+def test_broken_jwk_set_fails_safely(jwks_server, mode):
+    """Catalogue R12: junk, huge bodies and redirects are a failed fetch: 503, never 500 or accept."""
+    idp = Issuer()
+    jwks_server.keys = [idp.jwk]
+    jwks_server.mode = mode
+    client = remote_client(jwks_server)
+    started = time.monotonic()
+    response = client.get("/api/me", headers=bearer(idp.mint()))
+    assert response.status_code == 503, response.data
+    assert response.json["error"] == "service_unavailable"
+    assert CANARY_API not in response.data
+    assert time.monotonic() - started < 3.5
+    assert jwks_server.fetches == 1
+    assert jwks_server.hits["/real-jwks.json"] == 0  # redirects are never followed
+    # Outside the protected prefixes the same token is just ignored (optional authentication).
+    assert client.get("/health", headers=bearer(idp.mint())).json["user"] is None
+
+
+def test_the_size_cap_is_what_real_jwk_sets_need(jwks_server):
+    idp = Issuer()
+    padding = [Issuer(kid=f"pad-{i}", key=idp.key).jwk for i in range(40)]  # ~20 KiB, like Entra ID's
+    jwks_server.keys = [*padding, idp.jwk]
+    assert len(json.dumps({"keys": jwks_server.keys})) < MAX_BYTES
+    assert status(remote_client(jwks_server), idp.mint()) == 200
+
+
+def test_stale_while_error_keeps_the_last_good_keys(jwks_server):
+    idp, rotated = Issuer(), Issuer()
+    jwks_server.keys = [idp.jwk]
+    client = remote_client(jwks_server, jwks_timeout=1)
+    clock = FakeClock()
+    client.middleware.keys.remote.clock = clock
+    assert status(client, idp.mint()) == 200
+    for mode in ("fail", "junk", "slow", "redirect-file"):
+        jwks_server.mode = mode
+        clock.advance(601)  # the TTL is over: a refresh is due and fails ...
+        assert status(client, idp.mint(jti=uuid.uuid4().hex)) == 200  # ... the cached keys still work
+    assert jwks_server.fetches == 5
+    # During the outage a token with an unknown kid is refused (401), not a 503: we have keys.
+    jwks_server.keys = [rotated.jwk]
+    jwks_server.mode = "fail"
+    clock.advance(31)
+    assert status(client, rotated.mint()) == 401
+    # The endpoint recovers: the next refresh (after the cooldown) brings the new keys.
+    jwks_server.mode = "ok"
+    clock.advance(31)
+    assert status(client, rotated.mint()) == 200
+
+
+def test_no_keys_yet_is_503_and_retried_after_the_cooldown(jwks_server):
+    idp = Issuer()
+    jwks_server.keys = [idp.jwk]
+    jwks_server.mode = "fail"
+    client = remote_client(jwks_server)
+    clock = FakeClock()
+    client.middleware.keys.remote.clock = clock
+    response = client.get("/api/me", headers=bearer(idp.mint()))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
+    assert "WWW-Authenticate" not in response.headers
+    jwks_server.mode = "ok"
+    clock.advance(10)
+    assert status(client, idp.mint()) == 503
+    assert jwks_server.fetches == 1
+    clock.advance(21)
+    assert status(client, idp.mint()) == 200
+    assert jwks_server.fetches == 2
+
+
+def test_tokens_that_cannot_fit_never_cause_a_fetch(jwks_server):
+    idp = Issuer()
+    jwks_server.keys = [idp.jwk]
+    client = remote_client(jwks_server)
+    never = [
+        jwt.encode(claims(iss=ISS, aud=AUD), ec.generate_private_key(ec.SECP256R1()), "ES256",
+                   headers={"kid": "x"}),  # an algorithm we do not accept
+        HS(b"k" * 32, {"alg": "HS256", "kid": uuid.uuid4().hex}, claims(iss=ISS, aud=AUD)),
+        HS(b"k" * 32, {"alg": "none"}, claims()),
+        HS(b"k" * 32, {"alg": "RS256", "kid": 7}, claims()),  # kid not a string
+        "not.a.token",
+    ]
+    for token in never:
+        assert status(client, token) in (400, 401)
+    assert jwks_server.hits.total() == 0
+
+
+def test_remote_key_set_directly(jwks_server):
+    """The same guarantees through the module's own API."""
+    idp = Issuer()
+    jwks_server.keys = [idp.jwk]
+    clock = FakeClock()
+    remote = RemoteKeySet(algorithms=["RS256"], jwks_url=jwks_server.url(), cooldown=30, ttl=600, clock=clock)
+    assert remote.fetches == 0
+    key = remote.verification_key({"alg": "RS256", "kid": idp.kid})
+    assert jwt.decode(idp.mint(), key, algorithms=["RS256"], audience=AUD)["iss"] == ISS
+    with pytest.raises(InvalidToken):
+        remote.verification_key({"alg": "RS256", "kid": "nope"})
+    assert remote.fetches == 1
+    broken = RemoteKeySet(algorithms=["RS256"], jwks_url=jwks_server.url("/missing"), clock=clock)
+    with pytest.raises(ServiceUnavailable):
+        broken.verification_key({"alg": "RS256", "kid": idp.kid})
+    with pytest.raises(ValueError, match="https"):
+        RemoteKeySet(algorithms=["RS256"], jwks_url="http://idp.example/jwks.json")
+
+
+# -- OpenID Connect discovery and several providers ---------------------------------------------------
+def test_discovery_from_the_issuer(jwks_server):
+    idp = Issuer(iss=jwks_server.base)
+    jwks_server.keys = [idp.jwk]
+    middleware = JWTMiddleware(canary_app, protect=["/api"], providers=[
+        {"issuer": jwks_server.base, "audience": AUD},
+    ])
+    client = BufferedClient(middleware)
+    assert jwks_server.hits.total() == 0
+    assert status(client, idp.mint()) == 200
+    assert status(client, idp.mint(jti="again")) == 200
+    assert jwks_server.hits["/.well-known/openid-configuration"] == 1 and jwks_server.fetches == 1
+
+
+@pytest.mark.parametrize(
+    ("issuer", "jwks_uri"),
+    [
+        pytest.param("https://another.test", None, id="document-names-another-issuer"),
+        pytest.param(None, "http://jwks.example.com/keys", id="jwks-uri-plain-http"),
+        pytest.param(None, "file:///etc/passwd", id="jwks-uri-file"),
+    ],
+)
+def test_discovery_refuses_a_document_it_cannot_trust(jwks_server, issuer, jwks_uri):
+    idp = Issuer(iss=jwks_server.base)
+    jwks_server.keys = [idp.jwk]
+    jwks_server.discovery_issuer = issuer
+    jwks_server.jwks_uri = jwks_uri
+    client = BufferedClient(JWTMiddleware(canary_app, protect=["/api"],
+                                          providers=[{"issuer": jwks_server.base, "audience": AUD}]))
+    assert status(client, idp.mint()) == 503
+    assert jwks_server.fetches == 0
+
+
+def test_two_remote_providers_and_our_own_login_selected_by_iss(jwks_server, users_file):
+    second = JWKSServer().start()
+    try:
+        corp = Issuer(iss="https://corp.test/")
+        partner = Issuer(iss=second.base)  # discovered
+        jwks_server.keys = [corp.jwk]
+        second.keys = [partner.jwk]
+        middleware = JWTMiddleware(
+            canary_app, secret="our-own-test-only-secret-0123456789-abcdefghijk", issuer="our-login",
+            users_file=users_file, protect=["/api"],
+            providers=[
+                {"issuer": corp.iss, "audience": AUD, "jwks_url": jwks_server.url(), "sub_claim": "email"},
+                {"issuer": partner.iss, "audience": AUD},
+            ],
+        )
+        client = BufferedClient(middleware)
+        ours = login(client)["access_token"]
+        assert status(client, ours) == 200
+        response = client.get("/api/me", headers=bearer(corp.mint(email="a@corp.test")))
+        assert response.status_code == 200 and json.loads(response.data.split(b" ", 1)[1])["user"] == "a@corp.test"
+        assert status(client, partner.mint()) == 200
+        # Unknown iss: 401 without any fetch; a key of one provider under the other's iss: 401.
+        fetched = (jwks_server.hits.total(), second.hits.total())
+        assert status(client, Issuer(iss="https://unknown.test/").mint(kid=uuid.uuid4().hex)) == 401
+        assert status(client, corp.mint(iss=partner.iss)) == 401
+        assert status(client, partner.mint(iss=corp.iss, email="x@corp.test")) == 401
+        assert (jwks_server.hits.total(), second.hits.total()) <= (fetched[0] + 1, fetched[1] + 1)
+        # One provider down does not affect the others.
+        jwks_server.mode = "fail"
+        assert status(client, partner.mint(jti="p2")) == 200
+        assert status(client, ours) == 200
+    finally:
+        second.stop()
+
+
+# -- rotation end to end under gunicorn (2 workers) ----------------------------------------------------
+APP_MODULE = '''
+import json
+
+def app(environ, start_response):
+    body = json.dumps({"user": environ.get("REMOTE_USER"), "path": environ.get("PATH_INFO")}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def _service_a_config(directory: Path, users: str, keys: list[dict[str, Any]], name: str) -> Path:
+    entries = "\n".join(
+        "[[keys]]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in entry.items()) for entry in keys
+    )
+    path = directory / f"{name}.toml"
+    path.write_text(f'''algorithm = "RS256"
+issuer = "service-a"
+audience = "{AUD}"
+protect = ["/api"]
+users_file = "{users}"
+store = "sqlite:///{directory / "a-store.db"}"
+{entries}
+''')
+    return path
+
+
+@pytest.mark.slow
+def test_rotation_end_to_end_under_gunicorn(tmp_path, users_file):
+    """Service A signs and publishes its JWK Set; service B verifies A's tokens through it.
+
+    A rotates (restart with a new active key, the old one verify-only), then drops the old key.
+    Both services run under gunicorn with 2 sync workers; B fetches only after forking, and
+    boots even while A (its JWK Set) is down.
+    """
+    from .test_keys import write_pair
+
+    (tmp_path / "rotation_app.py").write_text(APP_MODULE)
+    old_priv, old_pub = write_pair(tmp_path, rsa.generate_private_key(65537, 2048), "old")
+    new_priv, _ = write_pair(tmp_path, rsa.generate_private_key(65537, 2048), "new")
+    a_port = free_port()
+    b_config = tmp_path / "b.toml"
+    b_config.write_text(f'''algorithm = "RS256"
+jwks_url = "http://127.0.0.1:{a_port}/.well-known/jwks.json"
+issuer = "service-a"
+audience = "{AUD}"
+protect = ["/api"]
+jwks_cooldown = "1s"
+jwks_cache_ttl = "1s"
+jwks_timeout = "2s"
+store = "sqlite:///{tmp_path / "b-store.db"}"
+''')
+
+    def serve(name: str, config: Path, port: int | None = None) -> Server:
+        argv = [JWT_WSGI, "serve", "rotation_app:app", "--config", str(config), "--workers", "2",
+                "--bind", "127.0.0.1:{port}"]
+        server = Server(argv, env=server_env(tmp_path / f"runtime-{name}"), log_dir=tmp_path, name=name,
+                        ready_path="/health", cwd=tmp_path, **({"port": port} if port else {}))
+        return server.start().wait_ready()
+
+    def everywhere(server: Server, token: str) -> list[int]:
+        return [r.status for r in on_every_worker(server.base_url, "/api/me", bearer(token))]
+
+    def eventually(server: Server, token: str, expected: int, within: float = 10.0) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            codes = everywhere(server, token)
+            if codes == [expected, expected]:
+                return
+            server.check(time.monotonic() < deadline, f"expected {expected} on every worker, got {codes}")
+            time.sleep(0.2)  # B's cooldown/TTL is a real 1 s here: poll, bounded
+
+    b = serve("service-b", b_config)
+    a = None
+    try:
+        # B boots and answers while its JWK Set (service A) is down: 503, never 500.
+        down = get(b.base_url, "/api/me", headers=bearer("x" + ".y" * 2))
+        b.check(down.status == 401, str(down))
+        probe = jwt.encode(claims(iss="service-a", aud=AUD), rsa.generate_private_key(65537, 2048), "RS256",
+                           headers={"kid": "k"})
+        b.check(set(everywhere(b, probe)) == {503}, "B without its JWK Set must answer 503")
+
+        a = serve("service-a", _service_a_config(tmp_path, users_file, [{"private_key": old_priv, "active": True}],
+                                                 "a1"), a_port)
+        first = login_http(a.base_url)
+        a.check(everywhere(a, first) == [200, 200], "A accepts its own token on every worker")
+        eventually(b, first, 200)  # B fetched A's JWK Set, in each worker, after the cooldown
+
+        # Rotation: a new active key; the old one verifies the tokens it signed until they expire.
+        a.stop()
+        a = serve("service-a", _service_a_config(tmp_path, users_file, [
+            {"private_key": new_priv, "active": True}, {"public_key": old_pub}], "a2"), a_port)
+        second = login_http(a.base_url)
+        a.check(jwt.get_unverified_header(second)["kid"] != jwt.get_unverified_header(first)["kid"], "new kid")
+        a.check(everywhere(a, first) == [200, 200] and everywhere(a, second) == [200, 200], "both verify on A")
+        eventually(b, second, 200)  # unknown kid at B: refetched (cooldown permitting)
+        b.check(everywhere(b, first) == [200, 200], "B still accepts the old token")
+
+        # The old key is dropped: only new tokens verify, at A at once and at B after its TTL.
+        a.stop()
+        a = serve("service-a", _service_a_config(tmp_path, users_file, [{"private_key": new_priv, "active": True}],
+                                                 "a3"), a_port)
+        a.check(everywhere(a, first) == [401, 401], "A refuses tokens of the removed key")
+        a.check(everywhere(a, second) == [200, 200], "A accepts tokens of the active key")
+        eventually(b, first, 401)
+        b.check(everywhere(b, second) == [200, 200], "B accepts tokens of the active key")
+    finally:
+        if a is not None:
+            a.stop()
+        b.stop()
+
+
+def login_http(base_url: str) -> str:
+    from .conftest import ALICE_PASSWORD
+    from .servers import login as server_login
+
+    return str(server_login(base_url, "alice", ALICE_PASSWORD)["access_token"])
