@@ -1,4 +1,4 @@
-"""Reading tokens from a request, verifying them (the one place PyJWT decodes), issuing them.
+"""Reading tokens from a request, verifying them (the one place tokens are decoded), issuing them.
 
 Verification is strict (RFC 8725): algorithms pinned by configuration, ``exp`` required, every
 time claim a JSON number, ``sub`` a non-empty string, unknown ``crit`` headers refused, a size cap
@@ -8,6 +8,7 @@ checked before anything is parsed. Any failure becomes :class:`~jwt_wsgi.errors.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -18,7 +19,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jwt
-import jwt.utils
 
 from .errors import AuthError, ExpiredToken, InvalidRequest, InvalidToken
 from .keys import KeyRing
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "type", "fam"})
-_TIME_CLAIMS = ("exp", "nbf", "iat")
-_PYJWT_ERRORS = (jwt.PyJWTError, ValueError, TypeError, OverflowError, RecursionError, UnicodeError, KeyError)
+# A compact JWS: three base64url segments, the signature not empty (alg "none" is never allowed).
+_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
 
 
 class TokenReader:
@@ -173,8 +173,6 @@ class TokenVerifier:
         self.issuer = settings.issuer
         self.audience = settings.audience
         self.leeway = settings.leeway
-        self._jwt = jwt.PyJWT(options={"require": ["exp"], "enforce_minimum_key_length": not settings.allow_weak_secret})
-        self._options: Any = {"require": ["exp"]}
         own = (
             _Trust(keys.verification_key, self.algorithms, settings.issuer, settings.audience, None, True)
             if keys.verifies else None
@@ -194,61 +192,122 @@ class TokenVerifier:
     def verify(self, token: str, expected_type: str = "access") -> dict[str, Any]:
         """The verified claims of ``token``.
 
+        The token is parsed once, strictly: three canonical base64url segments (no padding, no
+        stray bits), JSON objects, no duplicate header members. The signature is checked with
+        PyJWT's algorithm object and the key prepared at construction (a :class:`jwt.PyJWK`,
+        bound to one algorithm), then the claims as PyJWT would check them, and stricter:
+        ``exp`` required and numeric, ``sub`` a non-empty string.
+
         :param expected_type: tokens carrying a ``type`` claim must carry this one; tokens from
             other issuers (no ``type``) count as access tokens. Only this middleware's own
             tokens can be anything else (a provider's token is never a refresh token here).
         :raises InvalidToken: for any defect; :class:`ExpiredToken` when only ``exp`` is past.
         :raises ServiceUnavailable: the keys live in a JWK Set that could never be fetched.
         """
-        if len(token) > self.max_size or token.count(".") != 2:
+        if len(token) > self.max_size:
             raise InvalidToken()
-        trust = self._default if self._by_issuer is None else self._select(token)
-        if trust is None or (expected_type != "access" and not trust.own):
+        match = _COMPACT.fullmatch(token)
+        if match is None:
             raise InvalidToken()
         try:
-            header = jwt.get_unverified_header(token)
-            key = trust.key_for(header)
-            decoded = self._jwt.decode_complete(
-                token,
-                key=key,
-                algorithms=trust.algorithms,
-                options=self._options,
-                issuer=trust.issuer,
-                audience=trust.audience,
-                leeway=self.leeway,
-            )
-        except jwt.ExpiredSignatureError:
-            raise ExpiredToken() from None
-        except AuthError:
-            raise  # InvalidToken, or ServiceUnavailable (503) from a JWK Set that cannot be fetched
-        except _PYJWT_ERRORS as exc:
+            header = json.loads(_b64decode(match[1]), object_pairs_hook=_unique_members)
+            claims = json.loads(_b64decode(match[2]))
+            signature = _b64decode(match[3])
+        except (ValueError, TypeError, RecursionError, UnicodeError):
+            raise InvalidToken() from None
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise InvalidToken()
+        trust = self._default if self._by_issuer is None else self._select(claims)
+        if trust is None or (expected_type != "access" and not trust.own):
+            raise InvalidToken()
+        alg = header.get("alg")
+        if (
+            not isinstance(alg, str)
+            or alg not in trust.algorithms
+            or "crit" in header  # no extension is understood here (RFC 7515 §4.1.11)
+            or header.get("b64", True) is not True
+            or ("kid" in header and not isinstance(header["kid"], str))
+        ):
+            raise InvalidToken()
+        key = trust.key_for(header)  # InvalidToken, or ServiceUnavailable for an unreachable JWK Set
+        if key.algorithm_name != alg:
+            raise InvalidToken()  # the key is bound to its algorithm, whatever the token says
+        signing_input = token[: match.end(2)].encode("ascii")
+        try:
+            valid = key.Algorithm.verify(signing_input, key.key, signature)
+        except (ValueError, TypeError) as exc:
             log.debug("token rejected: %s", type(exc).__name__)
             raise InvalidToken() from None
-        claims: dict[str, Any] = decoded["payload"]
-        if not isinstance(claims, dict):
+        if not valid:
             raise InvalidToken()
-        for name in _TIME_CLAIMS:
-            if name in claims and not _is_number(claims[name]):
-                raise InvalidToken()
+        self._check_claims(claims, trust)
         if trust.sub_claim is not None:
             claims["sub"] = claims.get(trust.sub_claim)  # e.g. Entra ID's oid: becomes sub and REMOTE_USER
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise InvalidToken()
-        token_type = claims.get("type", "access")
-        if token_type != expected_type:
+        if claims.get("type", "access") != expected_type:
             raise InvalidToken()
         return claims
 
-    def _select(self, token: str) -> _Trust | None:
+    def _check_claims(self, claims: dict[str, Any], trust: _Trust) -> None:
+        """RFC 7519 §4.1 as PyJWT checks it (exp, nbf, iat, iss, aud, sub, jti), numbers required."""
+        exp = claims.get("exp")
+        if not _is_number(exp):
+            raise InvalidToken()  # missing or not a number: no token lives forever here
+        for name in ("nbf", "iat"):
+            if name in claims and not _is_number(claims[name]):
+                raise InvalidToken()
+        now = time.time()
+        # Whole seconds, as PyJWT compares them: a token minted a millisecond "ahead" by
+        # another host's clock is not refused for it.
+        if int(claims.get("iat", 0)) > now + self.leeway or int(claims.get("nbf", 0)) > now + self.leeway:
+            raise InvalidToken()  # not valid yet
+        if exp <= now - self.leeway:
+            raise ExpiredToken()
+        if trust.issuer is not None:
+            iss = claims.get("iss")
+            if not isinstance(iss, str) or iss != trust.issuer:
+                raise InvalidToken()
+        aud = claims.get("aud")
+        if trust.audience is None:
+            if aud:
+                raise InvalidToken()  # meant for someone in particular, and that is not us
+        else:
+            wanted = (trust.audience,) if isinstance(trust.audience, str) else trust.audience
+            given = [aud] if isinstance(aud, str) else aud
+            if not isinstance(given, list) or not given or not all(isinstance(a, str) for a in given):
+                raise InvalidToken()
+            if not any(a in given for a in wanted):
+                raise InvalidToken()
+        if "sub" in claims and not isinstance(claims["sub"], str):
+            raise InvalidToken()
+        if "jti" in claims and not isinstance(claims["jti"], str):
+            raise InvalidToken()
+
+    def _select(self, claims: Mapping[str, Any]) -> _Trust | None:
         """The issuer named by the token's ``iss`` (read unverified, only to pick the keys)."""
         assert self._by_issuer is not None
-        try:
-            payload = json.loads(jwt.utils.base64url_decode(token.split(".", 2)[1]))
-        except (ValueError, TypeError, RecursionError, UnicodeError):
-            raise InvalidToken() from None
-        iss = payload.get("iss") if isinstance(payload, dict) else None
+        iss = claims.get("iss")
         return self._by_issuer.get(iss) if isinstance(iss, str) else None
+
+
+def _b64decode(segment: str) -> bytes:
+    """Canonical base64url without padding: anything that re-encodes differently is refused."""
+    if len(segment) % 4 == 1:
+        raise ValueError("impossible length")
+    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=") != segment.encode("ascii"):
+        raise ValueError("non-canonical base64url")  # stray bits in the last character
+    return data
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JOSE header with a member twice is refused (RFC 7515 §4, RFC 8725 §2.6)."""
+    header = dict(pairs)
+    if len(header) != len(pairs):
+        raise ValueError("duplicate header member")
+    return header
 
 
 class _Trust(NamedTuple):
@@ -288,7 +347,8 @@ class TokenIssuer:
         payload: dict[str, Any] = {k: v for k, v in (claims or {}).items() if k not in RESERVED_CLAIMS}
         # iat keeps milliseconds (RFC 7519 NumericDate allows fractions) so that a "log out
         # everywhere" cut-off separates tokens issued within the same second.
-        payload.update(sub=sub, iat=round(now, 3), exp=int(now + ttl), jti=uuid.uuid4().hex, type=token_type)
+        payload.update(sub=sub, iat=math.floor(now * 1000) / 1000, exp=int(now + ttl), jti=uuid.uuid4().hex,
+                       type=token_type)
         if family is not None:
             payload["fam"] = family
         if self.issuer is not None:

@@ -31,21 +31,17 @@ def app() -> Any:
 
 @pytest.fixture
 def no_pyjwt(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Records every call into PyJWT's parsing entry points (R3: the cap comes first)."""
+    """Records every segment the verifier decodes (R3: the cap comes before any parsing)."""
+    import jwt_wsgi.tokens
+
     calls: list[str] = []
-    original_header = jwt.get_unverified_header
-    original_decode = jwt.PyJWT.decode_complete
+    original = jwt_wsgi.tokens._b64decode
 
-    def header(token: str) -> Any:
-        calls.append("get_unverified_header")
-        return original_header(token)
+    def decode(segment: str) -> bytes:
+        calls.append("b64decode")
+        return original(segment)
 
-    def decode(self: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append("decode_complete")
-        return original_decode(self, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "get_unverified_header", header)
-    monkeypatch.setattr(jwt.PyJWT, "decode_complete", decode)
+    monkeypatch.setattr(jwt_wsgi.tokens, "_b64decode", decode)
     yield calls
 
 
