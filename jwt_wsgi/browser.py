@@ -171,7 +171,9 @@ class Cookies:
             parts.append("Secure")
         return ("Set-Cookie", "; ".join(parts))
 
-    def session(self, access: str, access_ttl: int, csrf: str, refresh: str | None, refresh_ttl: int) -> list[tuple[str, str]]:
+    def session(
+        self, access: str, access_ttl: int, csrf: str, refresh: str | None, refresh_ttl: int
+    ) -> list[tuple[str, str]]:
         headers = [
             self._cookie(self.access, access, path="/", max_age=access_ttl),
             # Readable by the page's scripts, so they can echo it in X-CSRF-Token. It lives as long

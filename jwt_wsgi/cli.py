@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import jwt
@@ -53,7 +53,8 @@ def _claims(pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not key:
             _fail(f"--claim takes KEY=VALUE, got {pair!r}")
         if key in RESERVED_CLAIMS:
-            _fail(f"--claim {key}=...: {key!r} is set by jwt_wsgi itself (reserved: {', '.join(sorted(RESERVED_CLAIMS))})")
+            reserved = ", ".join(sorted(RESERVED_CLAIMS))
+            _fail(f"--claim {key}=...: {key!r} is set by jwt_wsgi itself (reserved: {reserved})")
         try:
             claims[key] = json.loads(raw)  # numbers, true/false, lists ...
         except ValueError:
@@ -68,7 +69,7 @@ def _users_file(args: argparse.Namespace) -> str:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from .users import hash_password, load_for_edit, save_atomically, valid_username
+    from .users import hash_password, load_for_edit, valid_username
 
     path = _users_file(args)
     try:
@@ -168,7 +169,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if isinstance(exp, (int, float)) and not isinstance(exp, bool):
         try:
             left = exp - time.time()
-            when = datetime.fromtimestamp(exp, tz=timezone.utc).isoformat(timespec="seconds")
+            when = datetime.fromtimestamp(exp, tz=UTC).isoformat(timespec="seconds")
             print(f"expires: {when} ({'in ' + _span(left) if left > 0 else _span(-left) + ' ago'})")
         except (ValueError, OverflowError, OSError):
             print(f"expires: {exp!r} is not a representable date")

@@ -27,7 +27,8 @@ def demo_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable
     if path == "/api/health":
         return _json(start_response, "200 OK", {"status": "ok"})
     if path == "/api/me":
-        return _json(start_response, "200 OK", {"user": environ.get("REMOTE_USER"), "claims": environ.get("jwt_wsgi.claims")})
+        claims = environ.get("jwt_wsgi.claims")
+        return _json(start_response, "200 OK", {"user": environ.get("REMOTE_USER"), "claims": claims})
     if path == "/api/admin":
         return _json(start_response, "200 OK", {"admin": environ.get("REMOTE_USER")})
     return _json(start_response, "404 Not Found", {"error": "not_found"})

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
+from .browser import Cookies, CSRFFailed, LoginPage, cookie_value, csrf_ok, new_csrf, safe_next, same_origin, wants_html
 from .errors import (
     AuthError,
     BadRequest,
@@ -34,7 +35,6 @@ from .errors import (
     TooManyRequests,
     UnsupportedMediaType,
 )
-from .browser import CSRFFailed, Cookies, LoginPage, cookie_value, csrf_ok, new_csrf, safe_next, same_origin, wants_html
 from .responses import NO_STORE, StartResponse, json_response, status_line
 from .settings import Settings
 from .stores import Store, check_revoked
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 _MAX_FIELDS = 16
+_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
 # -- request bodies -----------------------------------------------------------------------------
@@ -157,7 +158,7 @@ def client_address(environ: Mapping[str, Any], trusted: frozenset[str]) -> str:
     if addr not in trusted:
         return addr
     forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
-    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+    for hop in reversed([h.strip() for h in str(forwarded).split(",") if h.strip()]):
         if hop not in trusted:
             return hop
     return addr
@@ -206,7 +207,7 @@ class Endpoints:
         self.jwks_body = json.dumps(jwks, separators=(",", ":")).encode() if jwks else None
         # Browser sign-in needs somewhere to keep the token: the cookie source.
         self.browser = "cookie" in settings.token_sources and settings.login_path is not None
-        self.page = LoginPage(settings.login_template, settings.login_path) if self.browser else None
+        self.page = LoginPage(settings.login_template, settings.login_path or "/") if self.browser else None
 
     def routes(self) -> dict[str, Callable[[dict[str, Any], StartResponse], list[bytes]]]:
         s = self.settings
@@ -266,9 +267,7 @@ class Endpoints:
         cookies = Cookies(self.settings, self.reader.cookie_secure(environ))
         start_response(status_line(status), [
             ("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))),
-            *NO_STORE, ("X-Frame-Options", "DENY"), ("Content-Security-Policy",
-                                                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                                                    "frame-ancestors 'none'; base-uri 'none'"),
+            *NO_STORE, ("X-Frame-Options", "DENY"), ("Content-Security-Policy", _PAGE_CSP),
             cookies.login_form(token), *extra,
         ])
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
@@ -288,7 +287,8 @@ class Endpoints:
             # Login CSRF (catalogue L29): someone else's form tried to sign this browser in.
             return self._login_page(environ, start_response, next_path=next_path, status=403,
                                     error="Your sign-in form expired. Please try again.")
-        username = fields.get("username") if isinstance(fields.get("username"), str) else ""
+        given_name = fields.get("username")
+        username = given_name if isinstance(given_name, str) else ""
         try:
             sub, claims = self._authenticate(_text_field(fields, "username", MAX_USERNAME),
                                              _text_field(fields, "password", MAX_PASSWORD), environ)

@@ -19,7 +19,6 @@ from .errors import (
     InvalidRequest,
     InvalidToken,
     MissingToken,
-    StoreUnavailable,
 )
 from .keys import KeyRing
 from .paths import BadPath, ExactSet, PrefixSet, canonical_path, fold
@@ -224,7 +223,7 @@ class JWTMiddleware:
             return self._preflight
         try:
             claims = self._cached_bearer(environ)
-            source = "header"
+            source: str | None = "header"
             if claims is None:
                 token, source = self.reader.read_with_source(environ)
                 if token is None:

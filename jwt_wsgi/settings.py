@@ -178,9 +178,7 @@ def _scopes(option: str, value: Any) -> dict[str, tuple[str, ...]]:
         raise ConfigurationError(option, "expected a mapping of path prefix to required scopes")
     result: dict[str, tuple[str, ...]] = {}
     for prefix, scopes in value.items():
-        if isinstance(scopes, str):
-            scopes = scopes.split()
-        names = _str_list(option, scopes)
+        names = _str_list(option, scopes.split() if isinstance(scopes, str) else scopes)
         if not names or any(not s or any(c.isspace() for c in s) for s in names):
             raise ConfigurationError(option, f"prefix {prefix!r} needs one or more scope names without spaces")
         result[str(prefix)] = names
@@ -722,7 +720,9 @@ class Settings:
         if self.refresh_ttl <= 0:
             raise ConfigurationError("refresh_ttl", "must be longer than zero seconds")
         if self.leeway > 30:
-            raise ConfigurationError("leeway", "more than 30 seconds defeats token expiry; allow at most 30 s of clock skew")
+            raise ConfigurationError(
+                "leeway", "more than 30 seconds defeats token expiry; allow at most 30 s of clock skew"
+            )
 
     def _validate_federation(self) -> None:
         """``keys`` (rotation), ``jwks_url`` (a JWK Set published elsewhere), ``providers``."""
@@ -819,7 +819,9 @@ class Settings:
         if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", self.cookie_name):
             raise ConfigurationError("cookie_name", f"{self.cookie_name!r} is not a valid cookie name")
         if "query" in self.token_sources and not self.query_param:
-            raise ConfigurationError("query_param", "token_sources includes 'query': name the parameter with query_param")
+            raise ConfigurationError(
+                "query_param", "token_sources includes 'query': name the parameter with query_param"
+            )
         if self.query_param and "query" not in self.token_sources:
             raise ConfigurationError(
                 "query_param",

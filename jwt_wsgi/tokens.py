@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import jwt
 
-from .errors import AuthError, ExpiredToken, InvalidRequest, InvalidToken
+from .errors import ExpiredToken, InvalidRequest, InvalidToken
 from .keys import KeyRing
 from .settings import Settings
 
@@ -252,9 +252,9 @@ class TokenVerifier:
 
     def _check_claims(self, claims: dict[str, Any], trust: _Trust) -> None:
         """RFC 7519 §4.1 as PyJWT checks it (exp, nbf, iat, iss, aud, sub, jti), numbers required."""
-        exp = claims.get("exp")
-        if not _is_number(exp):
+        if not _is_number(claims.get("exp")):
             raise InvalidToken()  # missing or not a number: no token lives forever here
+        exp: float = claims["exp"]
         for name in ("nbf", "iat"):
             if name in claims and not _is_number(claims[name]):
                 raise InvalidToken()
@@ -338,7 +338,7 @@ class TokenIssuer:
         sub: str,
         ttl: float,
         *,
-        token_type: str = "access",
+        token_type: str = "access",  # noqa: S107 - a token kind, not a password
         claims: Mapping[str, Any] | None = None,
         family: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
