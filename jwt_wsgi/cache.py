@@ -22,6 +22,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from .stores import revocation_args
+
 
 class VerifiedTokens:
     """LRU map of token text -> (claims, usable until).
@@ -35,7 +37,8 @@ class VerifiedTokens:
         self.max_entries = max_entries
         self.leeway = leeway
         self.clock = clock
-        self._entries: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        # token -> (claims, usable until, the store's is_revoked arguments for them)
+        self._entries: OrderedDict[str, tuple[dict[str, Any], float, tuple[Any, ...]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -43,10 +46,15 @@ class VerifiedTokens:
 
     def get(self, token: str) -> dict[str, Any] | None:
         """A copy of the cached claims, or ``None`` (unknown or expired: verify again)."""
+        found = self.lookup(token)
+        return None if found is None else found[0]
+
+    def lookup(self, token: str) -> tuple[dict[str, Any], tuple[Any, ...]] | None:
+        """(a copy of the claims, the arguments of the store's ``is_revoked`` for them), or ``None``."""
         entry = self._entries.get(token)
         if entry is None:
             return None
-        claims, until = entry
+        claims, until, revocation = entry
         if self.clock() >= until:
             with self._lock:
                 self._entries.pop(token, None)
@@ -55,7 +63,7 @@ class VerifiedTokens:
             self._entries.move_to_end(token)  # atomic under the GIL; no lock on the hot path
         except KeyError:
             pass  # evicted by another thread meanwhile: the claims we hold are still valid
-        return claims.copy()
+        return claims.copy(), revocation
 
     def put(self, token: str, claims: dict[str, Any]) -> None:
         """Remember verified ``claims`` until ``exp + leeway``; the least recently used goes first."""
@@ -66,7 +74,8 @@ class VerifiedTokens:
             return
         until = exp + self.leeway
         with self._lock:
-            self._entries[token] = (claims.copy(), until)
+            self._entries[token] = (claims.copy(), until, revocation_args(claims))
             self._entries.move_to_end(token)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+

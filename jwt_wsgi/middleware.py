@@ -19,6 +19,7 @@ from .errors import (
     InvalidRequest,
     InvalidToken,
     MissingToken,
+    StoreUnavailable,
 )
 from .keys import KeyRing
 from .paths import BadPath, ExactSet, PrefixSet, canonical_path, fold
@@ -51,6 +52,9 @@ class Route(NamedTuple):
     protected: bool
     scopes: tuple[str, ...]
     bad: bool  # control characters in the path: 400
+    # Plain cases the request path handles inline (header-only Bearer deployments, static keys):
+    fast_protected: bool = False  # protected, no scopes
+    fast_open: bool = False  # not protected, not an endpoint
 
 
 class JWTMiddleware:
@@ -109,7 +113,11 @@ class JWTMiddleware:
         self._cors = s.cors_preflight
         self._fail_open = s.store_fail_open
         self._browser = self.endpoints.browser
-        self._header_only_bearer = s.token_sources == ("header",) and s.header_name.lower() == "authorization"
+        self._header_only_bearer = (
+            s.token_sources == ("header",) and s.header_name.lower() == "authorization" and not self._browser
+        )
+        # The most common refusal, rendered once (a callable error_format renders every time).
+        self._missing = None if callable(s.error_format) else self.renderer.render(MissingToken())
         self.verified = VerifiedTokens(s.token_cache_size, s.leeway)
         self._remote_keys = bool(self.keys.remotes)
         self._keys_version = self.keys.version
@@ -153,12 +161,53 @@ class JWTMiddleware:
             for prefixes, required in self._scopes:
                 if prefixes.covers(folded):
                     scopes.extend(s for s in required if s not in scopes)
-        return Route(None, protected, tuple(scopes), False)
+        inline = self._header_only_bearer and not self._remote_keys
+        return Route(None, protected, tuple(scopes), False,
+                     fast_protected=inline and protected and not scopes, fast_open=inline and not protected)
 
     # -- the request -------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            answer = self._authenticate(environ)
+            # One C-level join and search instead of a Python loop over every key, per request.
+            suspicious = ENVIRON_PREFIX in "\n".join(environ)
+        except TypeError:  # a non-string key: not PEP 3333, but look anyway
+            suspicious = True
+        if suspicious:
+            _strip_forged(environ)
+        environ[RENDERER_KEY] = self.renderer
+        route = self._route(environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""))
+        if route.fast_protected:
+            value = environ.get("HTTP_AUTHORIZATION")
+            if value is None:
+                missing = self._missing
+                if missing is not None and environ.get("REQUEST_METHOD") != "OPTIONS":  # preflights: general path
+                    start_response(missing[0], list(missing[1]))
+                    return [missing[2]]
+                value = ""
+            hit = self.verified.lookup(value[7:]) if value[:7] in _BEARER_PREFIXES else None
+            if hit is not None:
+                claims, revocation = hit
+                try:
+                    revoked = self.store.is_revoked(*revocation)
+                except StoreUnavailable:
+                    revoked = None  # the general path decides (503, or fail open)
+                if revoked is False:
+                    environ[CLAIMS_KEY] = claims
+                    environ["REMOTE_USER"] = claims["sub"]
+                    environ["AUTH_TYPE"] = "Bearer"
+                    token = current_environ.set(environ)
+                    try:
+                        return self.app(environ, start_response)
+                    finally:
+                        current_environ.reset(token)
+        elif route.fast_open and "HTTP_AUTHORIZATION" not in environ:
+            return self.app(environ, start_response)
+        return self._general(environ, start_response, route)
+
+    def _general(self, environ: dict[str, Any], start_response: StartResponse, route: Route) -> Iterable[bytes]:
+        """Every request the inline cases of :meth:`__call__` did not settle."""
+        try:
+            answer = self._authenticate(environ, route)
             if answer is not None:
                 return answer(environ, start_response)
         except AuthError as error:
@@ -200,11 +249,10 @@ class JWTMiddleware:
                 self.verified.put(token, claims)
         return claims
 
-    def _authenticate(self, environ: dict[str, Any]) -> Callable[[dict[str, Any], StartResponse], list[bytes]] | None:
+    def _authenticate(
+        self, environ: dict[str, Any], route: Route
+    ) -> Callable[[dict[str, Any], StartResponse], list[bytes]] | None:
         """Fill in the claims, or return an endpoint to answer with; raises :class:`AuthError`."""
-        _strip_forged(environ)
-        environ[RENDERER_KEY] = self.renderer
-        route = self._route(environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""))
         if route.endpoint is not None:
             return route.endpoint
         if route.bad:
@@ -327,14 +375,8 @@ class JWTMiddleware:
 
 def _strip_forged(environ: dict[str, Any]) -> None:
     """Remove ``jwt_wsgi.*`` keys that arrived with the request (nothing upstream may set them)."""
-    try:
-        # One C-level join and search instead of a Python loop over every key, per request.
-        suspicious = ENVIRON_PREFIX in "\n".join(environ)
-    except TypeError:  # a non-string key: not PEP 3333, but look anyway
-        suspicious = True
-    if suspicious:
-        for key in [k for k in environ if isinstance(k, str) and k.startswith(ENVIRON_PREFIX)]:
-            del environ[key]
+    for key in [k for k in environ if isinstance(k, str) and k.startswith(ENVIRON_PREFIX)]:
+        del environ[key]
 
 
 def token_scopes(claims: Mapping[str, Any]) -> frozenset[str]:

@@ -15,7 +15,7 @@ from ..errors import ConfigurationError, RevokedToken, ServiceUnavailable, Store
 from .base import Store
 from .memory import MemoryStore
 
-__all__ = ["Store", "MemoryStore", "open_store", "store_kind", "check_revoked"]
+__all__ = ["Store", "MemoryStore", "open_store", "store_kind", "check_revoked", "revocation_args"]
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +48,31 @@ def open_store(url: str) -> Store:
     return RedisStore.from_url(url)
 
 
-def check_revoked(store: Store, claims: Mapping[str, Any], *, fail_open: bool = False) -> None:
-    """Refuse verified ``claims`` whose token was revoked (by ``jti``, family or subject cut-off).
+def revocation_args(claims: Mapping[str, Any]) -> tuple[str | None, str, float, str | None]:
+    """``(jti, sub, iat, family)`` for :meth:`Store.is_revoked`, from verified claims of any issuer.
 
     Claims from other issuers may lack ``jti``/``fam``/``iat`` or carry them with other types:
-    only strings are looked up, and a missing ``iat`` counts as issued at the epoch (so a
-    subject cut-off covers it).
+    only strings are looked up, and a missing ``iat`` counts as issued at the epoch (so a subject
+    cut-off covers it).
+    """
+    jti, family, iat = claims.get("jti"), claims.get("fam"), claims.get("iat")
+    return (
+        jti if isinstance(jti, str) else None,
+        claims["sub"],
+        float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool) else 0.0,
+        family if isinstance(family, str) else None,
+    )
+
+
+def check_revoked(store: Store, claims: Mapping[str, Any], *, fail_open: bool = False) -> None:
+    """Refuse verified ``claims`` whose token was revoked (by ``jti``, family or subject cut-off).
 
     :param fail_open: when the store is unreachable, skip the check instead of answering 503.
     :raises RevokedToken: the token was revoked.
     :raises ServiceUnavailable: the store is unreachable (and ``fail_open`` is false).
     """
-    jti, family, iat = claims.get("jti"), claims.get("fam"), claims.get("iat")
     try:
-        revoked = store.is_revoked(
-            jti if isinstance(jti, str) else None,
-            claims["sub"],
-            float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool) else 0.0,
-            family if isinstance(family, str) else None,
-        )
+        revoked = store.is_revoked(*revocation_args(claims))
     except StoreUnavailable:
         if fail_open:
             log.warning("store unavailable; revocation check skipped (store_fail_open)")
