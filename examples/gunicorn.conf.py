@@ -12,7 +12,10 @@ os.environ.setdefault("JWT_WSGI_STORE", f"sqlite:///{tempfile.gettempdir()}/jwt-
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WORKERS", "2"))
-worker_class = "sync"
+# gthread: a browser's idle speculative connections would each hold a whole sync worker (a sync
+# worker needs a buffering proxy in front). WORKER_CLASS=sync for an API behind such a proxy.
+worker_class = os.environ.get("WORKER_CLASS", "gthread")
+threads = int(os.environ.get("THREADS", "4"))
 # Build the app once in the master: a configuration error (no JWT_WSGI_SECRET, ...) stops the
 # start-up at once instead of failing in every worker. Stores connect after the fork.
 preload_app = True

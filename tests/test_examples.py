@@ -227,6 +227,9 @@ def example_env(state: Path, users: Path, name: str, **extra: str | None) -> dic
         "JWT_WSGI_STORE": f"sqlite:///{state / name}.db",  # an absolute path: four slashes
         "BIND": "127.0.0.1:{port}",
         "WORKERS": "2",
+        # Sync workers serve one connection at a time, which on_every_worker() relies on to
+        # reach each worker deterministically (the conf's own default is gthread).
+        "WORKER_CLASS": "sync",
     }
     variables.update(extra)
     return server_env(state / f"runtime-{name}", **variables)
