@@ -203,23 +203,32 @@ class LoginPage:
     """The sign-in page: ``string.Template`` with ``$title``, ``$action``, ``$next``, ``$csrf``,
     ``$username``, ``$error`` (each HTML-escaped, ``$error`` a whole ``<p>`` or empty).
 
-    :param template_path: your own template file, or ``None`` for the built-in one.
+    :param template: your own template — its text, or the path of a file holding it — or ``None``
+        for the built-in one. It must post to ``$action`` with hidden fields ``csrf_token`` =
+        ``$csrf`` and ``next`` = ``$next``.
     """
 
-    def __init__(self, template_path: str | None, action: str) -> None:
-        if template_path:
+    def __init__(self, template: str | None, action: str) -> None:
+        if not template:
+            text = resources.files("jwt_wsgi").joinpath(DEFAULT_TEMPLATE).read_text(encoding="utf-8")
+        elif "$" in template or "<" in template:
+            text = template  # the template itself
+        else:
             try:
-                with open(template_path, encoding="utf-8") as fh:
+                with open(template, encoding="utf-8") as fh:
                     text = fh.read()
             except OSError as exc:
-                raise ConfigurationError("login_template", f"cannot read {template_path!r}: {exc.strerror}") from None
-        else:
-            text = resources.files("jwt_wsgi").joinpath(DEFAULT_TEMPLATE).read_text(encoding="utf-8")
+                raise ConfigurationError("login_template", f"cannot read {template!r}: {exc.strerror}") from None
         self.template = string.Template(text)
         try:
             self.template.substitute(title="", action="", next="", csrf="", username="", error="")
         except (KeyError, ValueError) as exc:
             raise ConfigurationError("login_template", f"unknown or malformed placeholder: {exc}") from None
+        for needed in ("$csrf", "$action"):
+            if needed not in text and "${" + needed[1:] + "}" not in text:
+                raise ConfigurationError(
+                    "login_template", f"the form needs {needed} (sign-in is refused without the CSRF field)"
+                )
         self.action = action
 
     def render(self, *, next_path: str, csrf: str, username: str = "", error: str = "") -> bytes:

@@ -10,8 +10,8 @@ The cache is safe because of what it keys on and what it keeps:
 - an entry never outlives the token's ``exp`` (plus the configured leeway — exactly the instant
   verification itself would start refusing it);
 - the revocation check is *not* cached: the middleware asks the store on every request, hit or miss;
-- each hit returns a fresh copy of the claims, so an application that edits its claims dict cannot
-  change what the next request sees.
+- each hit returns a fresh copy of the claims (nested lists and objects included), so an
+  application that edits its claims cannot change what the next request sees.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class VerifiedTokens:
             self._entries.move_to_end(token)  # atomic under the GIL; no lock on the hot path
         except KeyError:
             pass  # evicted by another thread meanwhile: the claims we hold are still valid
-        return claims.copy(), revocation
+        return _copy(claims), revocation
 
     def put(self, token: str, claims: dict[str, Any]) -> None:
         """Remember verified ``claims`` until ``exp + leeway``; the least recently used goes first."""
@@ -74,8 +74,28 @@ class VerifiedTokens:
             return
         until = exp + self.leeway
         with self._lock:
-            self._entries[token] = (claims.copy(), until, revocation_args(claims))
+            self._entries[token] = (_copy(claims), until, revocation_args(claims))
             self._entries.move_to_end(token)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+
+
+def _copy(claims: dict[str, Any]) -> dict[str, Any]:
+    """A copy the application may change freely: nested lists and objects are copied too.
+
+    Claims are JSON, so dicts, lists and immutable scalars are all there is; flat claims (the
+    common case) cost one shallow copy.
+    """
+    for value in claims.values():
+        if type(value) in (dict, list):
+            return _deep(claims)  # type: ignore[no-any-return]
+    return claims.copy()
+
+
+def _deep(value: Any) -> Any:
+    if type(value) is dict:
+        return {k: _deep(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_deep(v) for v in value]
+    return value

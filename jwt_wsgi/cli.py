@@ -276,10 +276,20 @@ def _refuse_memory_store(settings: Settings, workers: int) -> None:
         )
 
 
+def _check_bind(bind: str) -> None:
+    """``HOST:PORT`` (or ``unix:/path``), checked here so a typo is one line, not gunicorn's exit."""
+    if bind.startswith("unix:"):
+        return
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        _fail(f"--bind takes HOST:PORT (for example 127.0.0.1:8000), got {bind!r}")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .middleware import JWTMiddleware
     from .serving import gunicorn_options, import_app, run
 
+    _check_bind(args.bind)
     overrides: dict[str, Any] = {}
     if args.protect:
         overrides["protect"] = args.protect
@@ -327,6 +337,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .serving import gunicorn_options, run
     from .users import hash_password, save_atomically
 
+    _check_bind(args.bind)
     state = tempfile.mkdtemp(prefix="jwt-wsgi-demo-")
     password = secrets.token_urlsafe(12)
     users_file = os.path.join(state, "users.json")
@@ -391,8 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("users", help="manage the users file")
     users = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    for action in ("add", "remove", "list"):
-        q = users.add_parser(action)
+    for action, text in (("add", "add or update a user (asks for the password)"), ("remove", "remove a user"),
+                         ("list", "list users and their claims")):
+        q = users.add_parser(action, help=text)
         if action != "list":
             q.add_argument("name", metavar="NAME")
         q.add_argument("--users-file", metavar="F", help="default: $JWT_WSGI_USERS_FILE or users.json")
@@ -416,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("keys", help="key pairs and JWK Sets")
     keys = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    q = keys.add_parser("generate")
+    q = keys.add_parser("generate", help="write a new key pair (private key mode 0600) and print its kid")
     q.add_argument("--alg", required=True, choices=[a for a in ALGORITHMS if a not in HMAC_ALGORITHMS])
     q.add_argument("--out", required=True, metavar="DIR")
     q = keys.add_parser("jwks", help="print the JWK Set of the configured keys, or of PEM key files")

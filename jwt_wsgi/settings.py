@@ -604,7 +604,7 @@ class Settings:
                 fix = f"; did you mean {hint[0]!r}?" if hint else f"; known options: {', '.join(sorted(known))}"
                 raise ConfigurationError(name, f"unknown option{fix}")
             value = _CONVERTERS[name](name, raw)
-            if base_dir is not None and name in PATH_OPTIONS and isinstance(value, str):
+            if base_dir is not None and name in PATH_OPTIONS and isinstance(value, str) and not _template_text(value):
                 value = str(Path(base_dir, value)) if not os.path.isabs(value) else value
             elif base_dir is not None and name in ("keys", "providers"):
                 value = _resolve_key_paths(value, base_dir)
@@ -714,7 +714,11 @@ class Settings:
                     "(and private_key to issue tokens)",
                 )
             if not self.private_key and not self.public_key:
-                raise ConfigurationError("public_key", f"{alg} needs public_key (and private_key to issue tokens)")
+                raise ConfigurationError(
+                    "public_key",
+                    f"{alg} needs public_key (and private_key to issue tokens), jwks_url (keys published "
+                    "elsewhere), or providers (OpenID Connect discovery from an issuer)",
+                )
         if self.access_ttl <= 0:
             raise ConfigurationError("access_ttl", "must be longer than zero seconds")
         if self.refresh_ttl <= 0:
@@ -873,6 +877,11 @@ def _repetitive(secret: bytes) -> bool:
     """
     grams = [secret[i:i + 4] for i in range(len(secret) - 3)]
     return len(set(grams)) < len(grams) * 0.75
+
+
+def _template_text(value: str) -> bool:
+    """``login_template`` may hold the template itself rather than a file path."""
+    return "$" in value or "<" in value
 
 
 def _check_absolute(option: str, path: str) -> None:

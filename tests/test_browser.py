@@ -268,3 +268,40 @@ def test_cookie_parsing_is_strict_about_duplicates(browser):
     tossed = f"access_token={token}; access_token=attacker"
     assert browser.get("/api/me", headers={"Cookie": tossed}).status_code == 400
     assert SimpleCookie  # noqa: B018 - parsed by hand above on purpose (SimpleCookie is lenient)
+
+
+def test_custom_login_template_text_and_file(make_client, tmp_path):
+    template = ('<html><body>$error<form method="post" action="$action"><input name="csrf_token" value="$csrf">'
+                '<input name="next" value="$next"><input name="username" value="$username">$title</form></body></html>')
+    page = make_client(token_sources=["header", "cookie"], login_template=template).get(LOGIN, headers=HTML)
+    assert page.status_code == 200 and page.data.startswith(b"<html><body><form") and b"Sign in" in page.data
+    path = tmp_path / "login.html"
+    path.write_text(template.replace("$title", "Company sign-in"))
+    page = make_client(token_sources=["header", "cookie"], login_template=str(path)).get(LOGIN, headers=HTML)
+    assert b"Company sign-in" in page.data
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        pytest.param("<form action='$action'></form>", "csrf", id="no-csrf-field"),
+        pytest.param("<form>$csrf</form>", "action", id="no-action"),
+        pytest.param("<form action='$action'>$csrf $unknown</form>", "placeholder", id="unknown-placeholder"),
+        pytest.param("/no/such/template.html", "cannot read", id="missing-file"),
+    ],
+)
+def test_bad_login_templates_fail_at_construction(make_client, template, message):
+    with pytest.raises(ValueError, match=message):
+        make_client(token_sources=["header", "cookie"], login_template=template)
+
+
+def test_cookie_options(make_client):
+    strict = make_client(token_sources=["header", "cookie"], cookie_samesite="Strict", cookie_secure="true")
+    jar = cookies_of(sign_in(strict, https=True))
+    assert jar["__Host-access_token"]["samesite"] == "Strict" and jar["__Host-access_token"]["secure"] == "true"
+    assert jar["__Host-csrf_token"]["samesite"] == "Strict"
+    # cookie_secure=true also marks cookies Secure (and __Host-) on a plain-HTTP hop behind a TLS proxy.
+    _, csrf, cookie = open_form(strict)
+    assert csrf and cookie
+    with pytest.raises(ValueError, match="cookie_samesite"):
+        make_client(token_sources=["header", "cookie"], cookie_samesite="None")

@@ -96,6 +96,24 @@ def test_application_cannot_poison_the_cache():
     assert client.get("/", headers=bearer(token)).data == b"read"
 
 
+def test_application_cannot_poison_nested_claims():
+    """A scope list edited in place by one request must not grant the scope to the next."""
+
+    def escalating(environ, start_response):
+        environ["jwt_wsgi.claims"]["scp"].append("admin")
+        environ["jwt_wsgi.claims"]["profile"]["role"] = "admin"
+        start_response("200 OK", [])
+        return [b""]
+
+    middleware = JWTMiddleware(escalating, secret=SECRET, protect=["/api"], scopes={"/api/admin": ["admin"]})
+    client = BufferedClient(middleware)
+    token = mint(scp=["read"], profile={"role": "user"})
+    assert client.get("/api/admin", headers=bearer(token)).status_code == 403
+    assert client.get("/api/me", headers=bearer(token)).status_code == 200
+    assert client.get("/api/admin", headers=bearer(token)).status_code == 403
+    assert middleware.verified.get(token)["profile"] == {"role": "user"}
+
+
 def test_disabling_the_cache():
     _, counter, client = wrapped(token_cache_size=0)
     token = mint()

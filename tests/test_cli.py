@@ -291,6 +291,9 @@ GOOD = f'secret = "{SECRET}"\n'
 
 MISTAKES = [
     # (argv, files to create, stdin, environment, a word the message must contain)
+    pytest.param(["serve", "examples.plain_wsgi:app", "--bind", "nonsense:abc"], {}, None, {}, "--bind",
+                 id="serve-bad-bind"),
+    pytest.param(["demo", "--bind", "8000"], {}, None, {}, "--bind", id="demo-bad-bind"),
     pytest.param(["check", "--config", "c.toml"], {"c.toml": GOOD + 'protec = ["/api"]\n'}, None, {}, "protect",
                  id="check-unknown-option-in-toml"),
     pytest.param(["check", "--config", "c.toml"], {"c.toml": 'secret = "too-short"\n'}, None, {}, "secret",

@@ -138,6 +138,24 @@ def test_store_outage_fails_closed_and_recovers(tmp_path, users, redis: RedisSer
     assert "Traceback" not in server.output()
 
 
+def test_store_fail_open_skips_only_the_revocation_check(tmp_path, users, redis: RedisServer):
+    redis.flush()
+    env = server_env(tmp_path / "run-open", JWT_WSGI_SECRET=SECRET, JWT_WSGI_USERS_FILE=str(users),
+                     JWT_WSGI_STORE=redis.url, JWT_WSGI_STORE_FAIL_OPEN="true")
+    argv = [servers.JWT_WSGI, "serve", "examples.plain_wsgi:app", "--bind", "127.0.0.1:{port}", "--workers", "1",
+            "--protect", "/api"]
+    with Server(argv, env, tmp_path / "logs", name="fail-open-env", ready_path="/") as server:
+        token = login(server.base_url, "alice", ALICE_PASSWORD)["access_token"]
+        redis.stop()
+        try:
+            assert get(server.base_url, "/api/me", headers=bearer(token)).status == 200  # accepted: fail open
+            assert post(server.base_url, "/auth/login",
+                        json_body={"username": "alice", "password": ALICE_PASSWORD}).status == 503  # limits stay closed
+        finally:
+            redis.start()
+    assert "Traceback" not in server.output()
+
+
 def test_unreachable_store_is_a_one_line_startup_error(tmp_path, users):
     dead = f"redis://127.0.0.1:{servers.free_port()}/0"
     env = server_env(tmp_path / "run", JWT_WSGI_SECRET=SECRET, JWT_WSGI_USERS_FILE=str(users), JWT_WSGI_STORE=dead)

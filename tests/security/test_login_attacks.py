@@ -1,8 +1,8 @@
 """Catalogue §3: attacks on the login, refresh and logout endpoints (rows that apply today).
 
 Rate limits are checked within one process here (the memory store); the cross-process rows
-(L3, L37) are covered by the store tests. The browser rows (L26–L34, L38) wait for the browser
-login feature.
+(L3, L37) are covered by the store tests and tests/test_lifecycle.py. The browser rows (L26–L34,
+L38) are in tests/test_browser.py (WSGI) and tests/test_browser_e2e.py (Chromium).
 """
 
 from __future__ import annotations
