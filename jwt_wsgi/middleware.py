@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +40,7 @@ ENVIRON_PREFIX = "jwt_wsgi."
 current_environ: ContextVar[dict[str, Any] | None] = ContextVar("jwt_wsgi_environ", default=None)
 
 
+_MAX_ROUTES = 4096
 _BEARER_PREFIXES = frozenset({"Bearer ", "bearer ", "BEARER "})
 _GENERIC_500 = b'{"error":"internal_error","message":"Internal server error"}'
 
@@ -122,7 +122,7 @@ class JWTMiddleware:
         self._remote_keys = bool(self.keys.remotes)
         self._keys_version = self.keys.version
         # One decision per distinct path, bounded: the path space is the client's to choose.
-        self._route = functools.lru_cache(maxsize=4096)(self._compute_route)
+        self._routes: dict[tuple[str, str], Route] = {}
 
     # -- construction helpers ----------------------------------------------------------------
     @classmethod
@@ -136,6 +136,17 @@ class JWTMiddleware:
         return cls(app, Settings.from_file(path, **overrides))
 
     # -- routing -----------------------------------------------------------------------------
+    def _route(self, script_name: str, path_info: str) -> Route:
+        """The decision for one path, remembered: a dict lookup per request after the first.
+
+        The path space is the client's to choose, so the memo is bounded: when full it starts over.
+        """
+        route = self._compute_route(script_name, path_info)
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        self._routes[(script_name, path_info)] = route
+        return route
+
     def _compute_route(self, script_name: str, path_info: str) -> Route:
         """Protected when the path is protected in *either* reading: the whole path the client
         asked for (``SCRIPT_NAME + PATH_INFO``), or the path inside the mount (``PATH_INFO``,
@@ -175,7 +186,10 @@ class JWTMiddleware:
         if suspicious:
             _strip_forged(environ)
         environ[RENDERER_KEY] = self.renderer
-        route = self._route(environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""))
+        key = (environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""))
+        route = self._routes.get(key)
+        if route is None:
+            route = self._route(*key)
         if route.fast_protected:
             value = environ.get("HTTP_AUTHORIZATION")
             if value is None:
