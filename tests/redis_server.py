@@ -26,17 +26,10 @@ from pathlib import Path
 import pytest
 
 from tests._services import unavailable
+from tests.servers import free_port
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _command(port: int, password: str | None, command: bytes, timeout: float) -> bytes:

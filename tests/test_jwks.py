@@ -707,7 +707,10 @@ store = "sqlite:///{tmp_path / "b-store.db"}"
             server.check(time.monotonic() < deadline, f"expected {expected} on every worker, got {codes}")
             time.sleep(0.2)  # B's cooldown/TTL is a real 1 s here: poll, bounded
 
-    b = serve("service-b", b_config)
+    b_port = free_port()
+    while b_port == a_port:  # A's port is only reserved by number until A starts: never give it to B
+        b_port = free_port()
+    b = serve("service-b", b_config, b_port)
     a = None
     try:
         # B boots and answers while its JWK Set (service A) is down: 503, never 500.
