@@ -72,7 +72,7 @@ def test_login_page_is_served_to_browsers_only(browser, make_client):
     assert make_client().get(LOGIN, headers=HTML).status_code == 405
 
 
-def test_sign_in_sets_cookies_and_redirects(browser):
+def test_L32_sign_in_sets_cookies_and_redirects(browser):
     response = sign_in(browser)
     assert response.status_code == 303
     assert response.headers["Location"] == "/app/page"
@@ -91,7 +91,7 @@ def test_sign_in_sets_cookies_and_redirects(browser):
     assert page.status_code == 200 and b'"user": "alice"' in page.data
 
 
-def test_https_cookies_are_secure_and_host_prefixed(browser):
+def test_L32_L33_https_cookies_are_secure_and_host_prefixed(browser):
     response = sign_in(browser, https=True)
     assert response.status_code == 303
     jar = cookies_of(response)
@@ -116,7 +116,7 @@ def test_https_cookies_are_secure_and_host_prefixed(browser):
         "/ok%0d%0aSet-Cookie:%20x=y", "", "evil.example", "/" + "a" * 3000,
     ],
 )
-def test_open_redirect_spellings_fall_back_to_root(browser, next_value):
+def test_L26_L27_open_redirect_spellings_fall_back_to_root(browser, next_value):
     assert safe_next(next_value) == "/"
     response = sign_in(browser, next_path=next_value)
     assert response.status_code == 303 and response.headers["Location"] == "/"
@@ -127,7 +127,7 @@ def test_same_site_next_is_kept(next_value):
     assert safe_next(next_value) == next_value
 
 
-def test_next_is_escaped_in_the_page(browser):
+def test_L28_next_is_escaped_in_the_page(browser):
     page = browser.get(LOGIN + "?next=" + quote('/x"><script>alert(1)</script>'), headers=HTML)
     assert b"<script>alert" not in page.data and b"&quot;&gt;&lt;script&gt;" in page.data
 
@@ -165,7 +165,7 @@ def test_sign_in_rate_limit_page(browser):
     assert response.status_code == 429 and response.headers["Retry-After"]
 
 
-def test_protected_page_redirects_browsers_but_not_apis(browser):
+def test_L25_protected_page_redirects_browsers_but_not_apis(browser):
     response = browser.get("/api/me?x=1", headers=HTML)
     assert response.status_code == 303
     assert response.headers["Location"] == "/auth/login?next=%2Fapi%2Fme%3Fx%3D1"
@@ -206,7 +206,7 @@ def test_bearer_calls_need_no_csrf(browser):
     assert browser.post("/api/items", headers=bearer(token)).status_code == 200
 
 
-def test_silent_refresh_and_logout(browser):
+def test_L39_silent_refresh_and_logout(browser):
     jar = cookies_of(sign_in(browser))
     csrf = jar["csrf_token"]["value"]
     # The access cookie is gone (expired); the long-lived CSRF cookie says a session exists.
@@ -227,7 +227,7 @@ def test_silent_refresh_and_logout(browser):
     assert cookies_of(again)["access_token"]["max-age"] == "0"
 
 
-def test_logout_from_a_page(browser):
+def test_L31_L38_logout_from_a_page(browser):
     jar = cookies_of(sign_in(browser))
     csrf = jar["csrf_token"]["value"]
     cookie = f"access_token={jar['access_token']['value']}; csrf_token={csrf}"
@@ -243,7 +243,7 @@ def test_logout_from_a_page(browser):
     assert refresh.status_code == 401
 
 
-def test_every_login_mints_a_fresh_session(browser):
+def test_L34_every_login_mints_a_fresh_session(browser):
     first = cookies_of(sign_in(browser))
     second = cookies_of(sign_in(browser))
     assert first["access_token"]["value"] != second["access_token"]["value"]
@@ -262,7 +262,7 @@ def test_wants_html(accept, html):
     assert wants_html({"HTTP_ACCEPT": accept}) is html
 
 
-def test_cookie_parsing_is_strict_about_duplicates(browser):
+def test_L33_cookie_parsing_is_strict_about_duplicates(browser):
     jar = cookies_of(sign_in(browser))
     token = jar["access_token"]["value"]
     tossed = f"access_token={token}; access_token=attacker"
