@@ -296,6 +296,9 @@ class KeyRing:
         source: KeySource
         if settings.jwks_url:
             source = self.remote = _remote(settings, (settings.algorithm,), settings.jwks_url, None, self._retired)
+        elif settings.discovers_keys:
+            # Only an issuer: its OpenID Connect discovery document names the JWK Set.
+            source = self.remote = _remote(settings, (settings.algorithm,), None, settings.issuer, self._retired)
         elif keys:
             source = StaticKeys(keys)
         else:

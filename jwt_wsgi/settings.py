@@ -690,8 +690,8 @@ class Settings:
                                                      f"; choose one of {', '.join(ALGORITHMS)}"),
             )
         single = self.secret is not None or self.private_key or self.public_key
-        if self.keys or self.jwks_url or (self.providers and not single):
-            pass  # several keys, a JWK Set, or other issuers only: see _validate_federation
+        if self.keys or self.jwks_url or self.discovers_keys or (self.providers and not single):
+            pass  # several keys, a JWK Set (named or discovered), or other issuers only: see _validate_federation
         elif alg in HMAC_ALGORITHMS:
             if self.private_key or self.public_key:
                 raise ConfigurationError(
@@ -728,9 +728,28 @@ class Settings:
                 "leeway", "more than 30 seconds defeats token expiry; allow at most 30 s of clock skew"
             )
 
+    @property
+    def discovers_keys(self) -> bool:
+        """No keys and no ``jwks_url``, but an ``issuer`` and an asymmetric ``algorithm``: the keys
+        come from the issuer's OpenID Connect discovery document."""
+        return (
+            self.algorithm not in HMAC_ALGORITHMS
+            and self.issuer is not None
+            and not (self.secret is not None or self.private_key or self.public_key or self.keys or self.jwks_url)
+        )
+
     def _validate_federation(self) -> None:
         """``keys`` (rotation), ``jwks_url`` (a JWK Set published elsewhere), ``providers``."""
         single = [name for name in ("secret", "private_key", "public_key") if getattr(self, name)]
+        if self.discovers_keys:
+            assert self.issuer is not None
+            check_url("issuer", self.issuer)  # https://issuer/.well-known/openid-configuration
+            if self.audience is None:
+                raise ConfigurationError(
+                    "audience",
+                    "with keys discovered from issuer, set audience to the aud the provider puts in tokens for this "
+                    "application, so that tokens it issued to other applications are refused",
+                )
         if self.keys:
             if single or self.jwks_url:
                 other = (single or ["jwks_url"])[0]
@@ -756,7 +775,7 @@ class Settings:
                     "with jwks_url, set issuer and audience to the iss and aud the provider puts in tokens for this "
                     "application, so that tokens it issued to other applications are refused",
                 )
-        own = bool(single or self.keys or self.jwks_url)
+        own = bool(single or self.keys or self.jwks_url or self.discovers_keys)
         if self.providers and own and not self.issuer:
             raise ConfigurationError(
                 "issuer",

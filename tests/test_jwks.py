@@ -581,6 +581,24 @@ def test_discovery_from_the_issuer(jwks_server):
     assert jwks_server.hits["/.well-known/openid-configuration"] == 1 and jwks_server.fetches == 1
 
 
+def test_discovery_from_the_top_level_issuer(jwks_server):
+    """Only issuer + audience + an asymmetric algorithm: keys from /.well-known/openid-configuration."""
+    idp = Issuer(iss=jwks_server.base)
+    jwks_server.keys = [idp.jwk]
+    middleware = JWTMiddleware(canary_app, protect=["/api"], algorithm="RS256", issuer=jwks_server.base, audience=AUD)
+    client = BufferedClient(middleware)
+    assert jwks_server.hits.total() == 0  # nothing fetched at construction
+    assert status(client, idp.mint()) == 200
+    assert status(client, idp.mint(iss="https://someone.else")) == 401
+    assert jwks_server.hits["/.well-known/openid-configuration"] == 1 and jwks_server.fetches == 1
+    # Verify-only: no signing key, so no login endpoint (the path is the app's own).
+    assert b'"public": "/auth/login"' in client.post("/auth/login", json={"username": "a", "password": "b"}).data
+    with pytest.raises(ValueError, match="audience"):
+        JWTMiddleware(canary_app, algorithm="RS256", issuer=jwks_server.base)
+    with pytest.raises(ValueError, match="https"):
+        JWTMiddleware(canary_app, algorithm="RS256", issuer="http://idp.example", audience=AUD)
+
+
 @pytest.mark.parametrize(
     ("issuer", "jwks_uri"),
     [
