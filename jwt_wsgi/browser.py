@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from .errors import AuthError, ConfigurationError
 from .settings import Settings
+from .tokens import cookie_values
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "HTTP_X_CSRF_TOKEN"
@@ -143,8 +144,8 @@ def new_csrf() -> str:
 
 
 def cookie_value(environ: Mapping[str, Any], name: str) -> str | None:
-    header = environ.get("HTTP_COOKIE", "")
-    values = {v.strip() for k, _, v in (p.strip().partition("=") for p in header.split(";")) if k == name}
+    """The one value of cookie ``name``, or ``None`` (absent, or sent twice with different values)."""
+    values = set(cookie_values(environ.get("HTTP_COOKIE", ""), name))
     return values.pop() if len(values) == 1 else None
 
 

@@ -131,6 +131,8 @@ def _int(option: str, value: Any) -> int:
 def _optional_str(option: str, value: Any) -> str | None:
     if value is None:
         return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if not isinstance(value, str):
         raise ConfigurationError(option, f"expected a string, got {type(value).__name__}")
     return None if value.strip().lower() in ("", "none", "off") else value
@@ -647,33 +649,10 @@ class Settings:
 
     # -- validation --------------------------------------------------------------------------
     def __post_init__(self) -> None:
+        # Values passed as kwargs go through the same converters as strings from TOML, the
+        # environment or PasteDeploy (every converter accepts its own output unchanged).
         for name, convert in _CONVERTERS.items():
-            value = getattr(self, name)
-            # Values passed as kwargs go through the same converters as strings do.
-            if name in ("secret", "private_key_passphrase") and isinstance(value, str):
-                object.__setattr__(self, name, value.encode("utf-8"))
-            elif name in ("leeway", "access_ttl", "refresh_ttl", "jwks_cache_ttl", "jwks_timeout", "jwks_cooldown"):
-                object.__setattr__(self, name, parse_duration(name, value))
-            elif name in ("protect", "public", "token_sources", "trusted_proxies"):
-                object.__setattr__(self, name, _str_list(name, value))
-            elif name == "scopes":
-                object.__setattr__(self, name, _scopes(name, value))
-            elif name in ("keys", "providers"):
-                object.__setattr__(self, name, convert(name, value))
-            elif name in ("login_rate_limit", "login_ip_rate_limit"):
-                object.__setattr__(self, name, RateLimit.parse(name, value))
-            elif name == "audience":
-                object.__setattr__(self, name, _audience(name, value))
-            elif name == "error_format":
-                object.__setattr__(self, name, _error_format(name, value))
-            elif name == "authenticate":
-                object.__setattr__(self, name, _import_object(name, value))
-            elif name in ("cors_preflight", "allow_weak_secret", "store_fail_open") and not isinstance(value, bool):
-                object.__setattr__(self, name, convert(name, value))
-            elif name in ("cookie_secure", "cookie_samesite"):
-                object.__setattr__(self, name, convert(name, value))
-            elif name in ("max_token_size", "max_body_size", "token_cache_size"):
-                object.__setattr__(self, name, _int(name, value))
+            object.__setattr__(self, name, convert(name, getattr(self, name)))
         self._validate_keys()
         self._validate_federation()
         self._validate_paths()

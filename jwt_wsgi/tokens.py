@@ -73,13 +73,13 @@ class TokenReader:
             cookie = environ.get("HTTP_COOKIE")
             name = self.cookie_for(environ)
             if cookie and name in cookie:
-                from_cookie = _one_value(_cookie_values(cookie, name))
+                from_cookie = _one_value(cookie_values(cookie, name))
                 found = _agree(found, from_cookie)
                 source = source or ("cookie" if from_cookie else None)
         if self.query_param is not None:
             query = environ.get("QUERY_STRING")
             if query and self.query_param in query:
-                from_query = _one_value(_query_values(query, self.query_param))
+                from_query = _one_value(query_values(query, self.query_param))
                 found = _agree(found, from_query)
                 source = source or ("query" if from_query else None)
         return found, source
@@ -136,7 +136,7 @@ def _one_value(values: list[str]) -> str | None:
     return value
 
 
-def _cookie_values(header: str, name: str) -> list[str]:
+def cookie_values(header: str, name: str) -> list[str]:
     values = []
     for part in header.split(";"):
         key, sep, value = part.strip().partition("=")
@@ -145,7 +145,7 @@ def _cookie_values(header: str, name: str) -> list[str]:
     return values
 
 
-def _query_values(query: str, name: str) -> list[str]:
+def query_values(query: str, name: str) -> list[str]:
     from urllib.parse import parse_qsl
 
     try:
