@@ -38,7 +38,7 @@ from .errors import (
 from .responses import NO_STORE, StartResponse, json_response, status_line
 from .settings import Settings
 from .stores import Store, check_revoked
-from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier
+from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier, query_values
 from .users import MAX_PASSWORD, MAX_USERNAME, Authenticate
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,11 @@ def client_address(environ: Mapping[str, Any], trusted: frozenset[str]) -> str:
 
 
 def _query_value(environ: Mapping[str, Any], name: str) -> str | None:
-    values = [v for k, v in parse_qsl(environ.get("QUERY_STRING", ""), max_num_fields=50) if k == name]
+    """The one value of query parameter ``name``; ``None`` when absent, repeated or unparseable."""
+    try:
+        values = query_values(environ.get("QUERY_STRING", ""), name)
+    except InvalidRequest:
+        return None  # a page falls back to its default rather than failing on someone's query
     return values[0] if len(values) == 1 else None
 
 

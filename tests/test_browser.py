@@ -127,6 +127,13 @@ def test_same_site_next_is_kept(next_value):
     assert safe_next(next_value) == next_value
 
 
+@pytest.mark.parametrize("path", [LOGIN, "/auth/refresh"])
+def test_a_flood_of_query_parameters_is_not_a_500(browser, path):
+    query = "&".join(f"a{i}=1" for i in range(200))
+    response = browser.get(f"{path}?next=%2Fx&{query}", headers=HTML)
+    assert response.status_code in (200, 303)
+
+
 def test_L28_next_is_escaped_in_the_page(browser):
     page = browser.get(LOGIN + "?next=" + quote('/x"><script>alert(1)</script>'), headers=HTML)
     assert b"<script>alert" not in page.data and b"&quot;&gt;&lt;script&gt;" in page.data
