@@ -388,15 +388,15 @@ class Endpoints:
             # The refresh cookie is SameSite=Strict and scoped to this path: no other site can send it.
             token = cookie_value(environ, cookies.refresh)
             if token is not None:
-                body = self._rotate(token)
-                return json_response(start_response, 200, body, [*NO_STORE, *self._session_cookies(cookies, body)])
+                body, csrf = self._rotate(token)
+                return json_response(start_response, 200, body,
+                                     [*NO_STORE, *self._session_cookies(cookies, body, csrf)])
         if token is None:
             raise InvalidRequest("The refresh token is missing")
-        return json_response(start_response, 200, self._rotate(token), NO_STORE)
+        return json_response(start_response, 200, self._rotate(token)[0], NO_STORE)
 
-    def _session_cookies(self, cookies: Cookies, body: Mapping[str, Any]) -> list[tuple[str, str]]:
-        claims = self.verifier.verify(body["access_token"])
-        return cookies.session(body["access_token"], int(self.settings.access_ttl), str(claims.get("csrf", "")),
+    def _session_cookies(self, cookies: Cookies, body: Mapping[str, Any], csrf: str) -> list[tuple[str, str]]:
+        return cookies.session(body["access_token"], int(self.settings.access_ttl), csrf,
                                body.get("refresh_token"), int(self.settings.refresh_ttl))
 
     def _browser_refresh(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
@@ -407,14 +407,14 @@ class Endpoints:
         try:
             if token is None:
                 raise InvalidToken()
-            body = self._rotate(token)
+            body, csrf = self._rotate(token)
         except (InvalidToken, InvalidRequest):
             login = f"{self.settings.login_path}?next={quote(next_path, safe='')}"
             return self._redirect(start_response, login, cookies.clear())
-        return self._redirect(start_response, next_path, self._session_cookies(cookies, body))
+        return self._redirect(start_response, next_path, self._session_cookies(cookies, body, csrf))
 
-    def _rotate(self, token: str) -> dict[str, Any]:
-        """Spend a refresh token and mint the next pair of its family."""
+    def _rotate(self, token: str) -> tuple[dict[str, Any], str]:
+        """Spend a refresh token and mint the next pair of its family: (token response, csrf value)."""
         if len(token) > self.settings.max_token_size:
             raise InvalidToken()
         claims = self.verifier.verify(token, expected_type="refresh")
@@ -442,9 +442,10 @@ class Endpoints:
         else:
             # Without a lookup, the claims we signed at login are the best source there is.
             extra = {k: v for k, v in claims.items() if k not in RESERVED_CLAIMS}
-        if isinstance(claims.get("csrf"), str):
-            extra = {**extra, "csrf": claims["csrf"]}  # the browser keeps its CSRF cookie
-        return self._token_response(sub, extra, family)
+        csrf = claims.get("csrf")
+        if isinstance(csrf, str):
+            extra = {**extra, "csrf": csrf}  # the browser keeps its CSRF cookie
+        return self._token_response(sub, extra, family), csrf if isinstance(csrf, str) else ""
 
     # -- logout --------------------------------------------------------------------------------
     def logout(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
