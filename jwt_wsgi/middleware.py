@@ -18,10 +18,11 @@ from .errors import (
     InvalidRequest,
     InvalidToken,
     MissingToken,
+    ServiceUnavailable,
     StoreUnavailable,
 )
 from .keys import KeyRing
-from .paths import BadPath, ExactSet, PrefixSet, canonical_path, fold
+from .paths import BadPath, ExactSet, PrefixSet, fold, readings
 from .responses import ErrorRenderer, StartResponse
 from .settings import Settings
 from .stores import Store, check_revoked, open_store
@@ -150,23 +151,26 @@ class JWTMiddleware:
         return route
 
     def _compute_route(self, script_name: str, path_info: str) -> Route:
-        """Protected when the path is protected in *either* reading: the whole path the client
-        asked for (``SCRIPT_NAME + PATH_INFO``), or the path inside the mount (``PATH_INFO``,
-        what Werkzeug, Flask and most routers dispatch on). A ``SCRIPT_NAME`` set by a proxy, a
-        forwarded header or ``ProxyFix`` can therefore neither hide nor move a protected path."""
+        """Decide on every reading of the path a router could take (:func:`~jwt_wsgi.paths.readings`).
+
+        The request is protected when *any* reading falls under ``protect`` (and is not exactly a
+        ``public`` path); its required scopes are those of every protected reading. An endpoint
+        answers it only when *every* reading names that endpoint. So ``/api/../x`` is protected
+        for a router that reads ``..`` literally and for one that resolves it, and a
+        ``SCRIPT_NAME`` set by a proxy can neither hide nor move a protected path.
+        """
         try:
-            readings = [canonical_path(script_name, path_info)]
-            if script_name:
-                readings.append(canonical_path("", path_info))
+            paths = readings(script_name, path_info)
         except BadPath:
             return Route(None, True, (), True)
-        for path in readings:
-            endpoint = self._routes_table.get(path)
-            if endpoint is not None:
-                return Route(endpoint, False, (), False)
+        bases = [readings("", script_name + path_info), readings("", path_info)] if script_name else [paths]
+        for base in bases:
+            endpoints = {self._routes_table.get(path) for path in base}
+            if len(endpoints) == 1 and None not in endpoints:
+                return Route(endpoints.pop(), False, (), False)
         protected = False
         scopes: list[str] = []
-        for path in readings:
+        for path in sorted(paths):
             folded = fold(path)
             if not self._protect.covers(folded) or self._public.covers(path):
                 continue
@@ -203,7 +207,13 @@ class JWTMiddleware:
                 try:
                     revoked = self.store.is_revoked(*revocation)
                 except StoreUnavailable:
-                    revoked = None  # the general path decides (503, or fail open)
+                    # Decided here: asking the store again on the general path would cost a
+                    # second timeout on every request while the store is stalled.
+                    if not self._fail_open:
+                        log.warning("store unavailable; request refused (fail closed)")
+                        return self._respond(ServiceUnavailable(), start_response)
+                    log.warning("store unavailable; revocation check skipped (store_fail_open)")
+                    revoked = False
                 if revoked is False:
                     environ[CLAIMS_KEY] = claims
                     environ["REMOTE_USER"] = claims["sub"]

@@ -1,19 +1,23 @@
-"""Canonical request paths and segment-aware prefix matching.
+"""Readings of a request path, and segment-aware prefix matching.
 
-Servers hand the path over in different spellings (catalogue §2): gunicorn percent-decodes
-``PATH_INFO`` once but keeps ``//``, dot segments, ``;params`` and case; Werkzeug's router then
-merges slashes; a proxy may set ``SCRIPT_NAME``. The middleware therefore decides on the whole
-path the client asked for (``SCRIPT_NAME + PATH_INFO``) after:
+The middleware and the application's router must never disagree about which resource a request
+names. Servers hand the path over in different spellings (gunicorn percent-decodes ``PATH_INFO``
+once but keeps ``//``, dot segments, ``;params`` and case; a proxy may set ``SCRIPT_NAME``), and
+routers read what they get in different ways: Werkzeug, Flask, Bottle, Django, Pyramid, Falcon
+and hand-written prefix routers match ``PATH_INFO`` as it is, where ``..`` is literal text;
+others resolve dot segments, decode again, or take ``\\`` for ``/``.
 
-1. PEP 3333 decoding (latin-1 native string -> UTF-8 text; invalid bytes are replaced, never raise);
-2. repeated percent-decoding (a router that decodes again must not find a protected path we missed);
-3. ``\\`` read as ``/``, empty and ``.`` segments dropped, ``..`` resolved (never above the root),
-   ``;params`` stripped from each segment.
+So a path is not decided on one canonical form. :func:`readings` lists every form a router
+could take -- the path exactly as the server passed it; after each further percent-decoding
+round; with ``\\`` as itself and as ``/``; with ``;params`` kept and stripped; with dot segments
+kept as literal text and resolved -- and the middleware protects the request when *any* reading
+falls under ``protect``, and exempts it (``public``, endpoint paths) only when *every* reading
+agrees (see docs/threat-model.md, "Paths and routing").
 
-``protect`` is matched on a *folded* form of that path (NFKC, case-folded, trailing dots and
-spaces of each segment removed) so that every spelling an application might treat as the same
-resource is protected — matching fails closed. ``public`` exceptions and the endpoint paths are
-matched exactly, case included, on the canonical path.
+``protect`` is matched on a *folded* form (NFKC, case-folded, trailing dots and spaces of each
+segment removed) so that every spelling an application might treat as the same resource is
+protected -- matching fails closed. ``public`` exceptions and the endpoint paths are matched
+exactly, case included.
 """
 
 from __future__ import annotations
@@ -67,6 +71,74 @@ def canonical_path(script_name: str, path_info: str) -> str:
     if trailing and segments:
         path += "/"
     return path
+
+
+def _is_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def _decoding_rounds(text: str) -> list[str]:
+    """``text`` and each further percent-decoding of it (bounded), until nothing changes."""
+    rounds = [text]
+    for _ in range(_MAX_DECODE_ROUNDS):
+        if "%" not in text:
+            break
+        decoded = unquote(text, errors="replace")
+        if decoded == text:
+            break
+        rounds.append(decoded)
+        text = decoded
+    return rounds
+
+
+def _segment_forms(text: str) -> set[str]:
+    """``text`` as segments with empty ones dropped: ``;params`` kept and stripped, dot segments
+    literal and resolved (``..`` never above the root); a trailing ``/`` is kept."""
+    trailing = text.endswith("/") and len(text) > 1
+    raw = [segment for segment in text.split("/") if segment]
+    variants = [raw]
+    if any(";" in segment for segment in raw):
+        variants.append([segment.split(";", 1)[0] for segment in raw])
+    forms: set[str] = set()
+    for segments in variants:
+        kept = [segment for segment in segments if segment]
+        resolved: list[str] = []
+        for segment in kept:
+            if segment == ".":
+                continue
+            if segment == "..":
+                if resolved:
+                    resolved.pop()
+                continue
+            resolved.append(segment)
+        for path_segments in (kept, resolved):
+            path = "/" + "/".join(path_segments)
+            if trailing and path_segments:
+                path += "/"
+            forms.add(path)
+    return forms
+
+
+def readings(script_name: str, path_info: str) -> frozenset[str]:
+    """Every path a router could read this request as (see the module docstring).
+
+    The readings of ``SCRIPT_NAME + PATH_INFO`` (what the client asked for) and of ``PATH_INFO``
+    alone (what routers inside a mount dispatch on) are both included, so a ``SCRIPT_NAME`` set by
+    a proxy can neither hide nor move a protected path. :func:`canonical_path` of the request is
+    always among them.
+
+    :raises BadPath: when any reading holds control characters (NUL, CR, LF, ...).
+    """
+    found: set[str] = set()
+    bases = [script_name + path_info, path_info] if script_name else [path_info]
+    for base in bases:
+        for text in _decoding_rounds(wsgi_to_text(base)):
+            if _is_control(text):
+                raise BadPath(text)
+            for spelling in {text, text.replace("\\", "/")}:
+                found.add(spelling if spelling.startswith("/") else "/" + spelling)
+                found |= _segment_forms(spelling)
+    return frozenset(found)
 
 
 def fold(path: str) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from jwt_wsgi.paths import BadPath, PrefixSet, canonical_path, fold
-
 from jwt_wsgi import JWTMiddleware
+from jwt_wsgi.paths import BadPath, PrefixSet, canonical_path, fold, readings
 
 from .conftest import CANARY_ADMIN, CANARY_API, SECRET, BufferedClient, bearer, canary_app, mint
 
@@ -123,9 +124,11 @@ def test_prefixes_may_name_the_mount_too():
 def test_public_exceptions_match_exactly(make_client):
     client = make_client(public=["/api/health"])
     assert client.get("/api/health").status_code == 200
-    assert client.get("/", environ_overrides={"PATH_INFO": "//api/./health"}).status_code == 200  # the same resource, spelled differently
-    for path in ["/API/health", "/api/health/", "/api/health/x", "/api/healthz"]:
-        assert client.get(path).status_code == 401, path
+    # Other spellings of the public path are exempt only if every router reading agrees: a router
+    # that reads "//" or "." literally would send them to a catch-all under /api instead.
+    for path in ["/API/health", "/api/health/", "/api/health/x", "/api/healthz", "//api/./health", "/api/./health",
+                 "/api/x/../health", "/api/health;x", "/api/%68ealth"]:
+        assert client.get("/", environ_overrides={"PATH_INFO": path}).status_code == 401, path
 
 
 def test_control_characters_get_400(client):
@@ -145,3 +148,83 @@ def test_everything_is_protected_by_default(make_client):
         assert client.get(path).status_code == 401
     assert client.post("/auth/login", json={"username": "alice", "password": "nope"}).status_code == 401
     assert client.post("/auth/login", json={"username": "alice", "password": "P@ss-alice"}).status_code == 200
+
+
+# -- every reading a router could take --------------------------------------------------------------
+def test_readings_include_the_literal_and_the_resolved_path():
+    assert readings("", "/api/../x") == {"/api/../x", "/x"}
+    assert readings("", "/api/%2e%2e/x") == {"/api/%2e%2e/x", "/api/../x", "/x"}
+    assert readings("", "/api/users/42") == {"/api/users/42"}
+    assert canonical_path("", "/a\\..\\api;x/y") in readings("", "/a\\..\\api;x/y")
+
+
+def test_a_control_character_in_any_decoding_round_is_a_bad_path():
+    with pytest.raises(BadPath):
+        readings("", "/api/x%0d%0aFORGED")
+
+
+def literal_router(environ, start_response):
+    """What Werkzeug, Flask, Bottle, Django and hand-written prefix routers do: match PATH_INFO as
+    the server passed it, ``..`` as literal text."""
+    path = environ["PATH_INFO"]
+    for prefix, route in (("/api/users/", "users"), ("/api/", "api"), ("/admin/", "admin"), ("/public", "public")):
+        if path.startswith(prefix) or path == prefix.rstrip("/"):
+            body = json.dumps({"route": route, "arg": path[len(prefix):], "user": environ.get("REMOTE_USER")}).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"not found"]
+
+
+# The reported bypass: PATH_INFO as gunicorn passes it (percent-decoded once), the route a literal
+# router reaches, and the answer without a token.
+BYPASS_ROWS = [
+    pytest.param(["/api", "/admin"], [], "/api/foo", id="plain"),
+    pytest.param(["/api", "/admin"], [], "/api/../x", id="encoded-dotdot"),  # raw /api/%2e%2e/x
+    pytest.param(["/api", "/admin"], [], "/api/.%2e/x", id="half-encoded-dotdot"),
+    pytest.param(["/api", "/admin"], [], "/api/%2E%2E/etc", id="double-encoded-dotdot"),
+    pytest.param(["/api", "/admin"], [], "/api/users/..%2F..", id="double-encoded-slash"),  # raw ..%252F..
+    pytest.param(["/"], ["/public"], "/admin/../public", id="dotdot-into-public"),
+    pytest.param(["/"], ["/public"], "/admin/..", id="dotdot-to-root"),
+    pytest.param(["/"], ["/public"], "/public/../admin/x", id="public-then-dotdot"),
+    pytest.param(["/"], ["/public"], "/admin/./..;x/public", id="params-and-dots"),
+    pytest.param(["/"], ["/public"], "/admin\\..\\public", id="backslashes"),
+]
+
+
+@pytest.mark.parametrize(("protect", "public", "path_info"), BYPASS_ROWS)
+def test_no_router_reading_reaches_a_protected_route_without_a_token(protect, public, path_info):
+    client = BufferedClient(JWTMiddleware(literal_router, secret=SECRET, protect=protect, public=public,
+                                          scopes={"/admin": ["admin"]}))
+    response = client.get("/", environ_overrides={"PATH_INFO": path_info})
+    assert response.status_code == 401, (path_info, response.data)
+    assert b"route" not in response.data
+
+
+@pytest.mark.parametrize("path_info", ["/admin/..", "/admin/../public", "/admin/%2e%2e", "/public/../admin/x"])
+def test_scopes_of_every_reading_are_required(path_info):
+    client = BufferedClient(JWTMiddleware(literal_router, secret=SECRET, protect=["/"], public=["/public"],
+                                          scopes={"/admin": ["admin"]}))
+    without = client.get("/", headers=bearer(mint(scope="read")), environ_overrides={"PATH_INFO": path_info})
+    assert without.status_code == 403, path_info
+    assert 'error="insufficient_scope"' in without.headers["WWW-Authenticate"]
+    with_scope = client.get("/", headers=bearer(mint(scope="admin")), environ_overrides={"PATH_INFO": path_info})
+    assert with_scope.status_code in (200, 404), path_info
+
+
+@pytest.mark.parametrize("path_info", ["/public", "/public/", "/api/users/42", "/v1.2/file.tar.gz", "/a;b", "/%7Euser"])
+def test_ordinary_paths_keep_working(path_info):
+    client = BufferedClient(JWTMiddleware(literal_router, secret=SECRET, protect=["/api", "/admin"]))
+    expected = 401 if path_info.startswith("/api") else (200 if path_info.startswith("/public") else 404)
+    assert client.get("/", environ_overrides={"PATH_INFO": path_info}).status_code == expected
+    assert client.get("/", headers=bearer(mint()), environ_overrides={"PATH_INFO": path_info}).status_code in (200, 404)
+
+
+@pytest.mark.parametrize("path_info", ["/auth/login/..", "/auth/x/../login", "/auth/login;x", "//auth/login"])
+def test_an_endpoint_answers_only_when_every_reading_names_it(make_client, path_info):
+    client = make_client(protect=["/"])
+    good = {"username": "alice", "password": "P@ss-alice"}
+    assert client.post("/auth/login", json=good).status_code == 200
+    response = client.post("/", json=good, environ_overrides={"PATH_INFO": path_info})
+    assert response.status_code == 401
+    assert "access_token" not in response.get_data(as_text=True)
