@@ -27,4 +27,7 @@ forwarder_headers = ""
 accesslog = "-"
 # %(U)s is the path without the query string: tokens must never land in access logs.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
+# Escapes what clients send (a path with %0d%0a in it cannot start a forged log line), drops
+# query strings and credential headers from any format, and escapes jwt_wsgi's own log records.
+logger_class = "jwt_wsgi.serving.Logger"
 chdir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

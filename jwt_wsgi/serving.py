@@ -3,19 +3,35 @@
 Safe defaults: no peer is trusted to set forwarded headers (``SCRIPT_NAME``, ``PATH_INFO``,
 ``X-Forwarded-*``) unless named with ``--trusted-proxy``; gunicorn's request-line and header
 limits are kept; the wrapped application is built once in the master process (configuration
-errors stop the boot) and inherited by the forked workers, whose stores connect lazily.
+errors stop the boot) and inherited by the forked workers, whose stores connect lazily; threaded
+workers (``gthread``), so that a few clients sending their bodies slowly cannot hold every worker.
+
+Logs: :class:`Logger` is the gunicorn logger class of ``jwt-wsgi serve`` and
+``examples/gunicorn.conf.py`` (``logger_class = "jwt_wsgi.serving.Logger"``). Everything a client
+sends reaches the logs escaped, on one line, and without query strings or credentials.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
+import logging
 import os
+import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from gunicorn import glogging
 
 from .errors import ConfigurationError
 from .middleware import WSGIApp
+
+WORKER_CLASSES = ("gthread", "sync")
+DEFAULT_WORKER_CLASS = "gthread"
+DEFAULT_THREADS = 4
+DEFAULT_TIMEOUT = 30
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 
 
 def import_app(target: str) -> WSGIApp:
@@ -41,12 +57,30 @@ def import_app(target: str) -> WSGIApp:
 
 
 def gunicorn_options(
-    bind: str, workers: int, *, trusted_proxies: Iterable[str] = (), extra: dict[str, Any] | None = None
+    bind: str,
+    workers: int,
+    *,
+    worker_class: str = DEFAULT_WORKER_CLASS,
+    threads: int = DEFAULT_THREADS,
+    timeout: int = DEFAULT_TIMEOUT,
+    trusted_proxies: Iterable[str] = (),
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """gunicorn settings for ``serve`` and ``demo``.
+
+    :param worker_class: ``gthread`` (default) or ``sync``. A sync worker is busy for as long as
+        one client takes to send its request: a few slow clients hold every worker, unless a
+        buffering proxy sits in front.
+    :param threads: requests each ``gthread`` worker serves at once.
+    :param timeout: seconds a worker may stay silent before the master restarts it.
+    """
     trusted = ",".join(trusted_proxies)
     options: dict[str, Any] = {
         "bind": bind,
         "workers": workers,
+        "worker_class": worker_class,
+        "threads": threads,
+        "timeout": timeout,
         "forwarded_allow_ips": trusted,
         # Even a trusted proxy may not move the mount point: the middleware decides on
         # SCRIPT_NAME + PATH_INFO, and the application should see the path the client sent.
@@ -57,7 +91,8 @@ def gunicorn_options(
         "control_socket_disable": True,
         # The default access log line carries the request line (and so any token in a query
         # string); the middleware never accepts query tokens unless told to.
-        "access_log_format": '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": f"{__name__}.Logger",
     }
     options.update(extra or {})
     return options
@@ -76,3 +111,138 @@ def run(app: WSGIApp, options: dict[str, Any]) -> None:
             return app
 
     _Server().run()
+
+
+# -- logs ------------------------------------------------------------------------------------------
+# Anything but printable ASCII, and the backslash that starts our escapes: the slow path.
+_NEEDS_ESCAPE = re.compile(r"[^\x20-\x5b\x5d-\x7e]")
+
+
+def escape_log_text(value: str, *, wsgi: bool = False) -> str:
+    """``value`` as one line of printable text: a log reader sees what was sent, never a new line.
+
+    Control characters (C0, DEL, C1), line and paragraph separators, format characters (bidi
+    overrides, zero-width ones) and every other character Python deems unprintable become
+    ``\\xNN`` / ``\\uNNNN`` escapes; a backslash becomes ``\\\\``, so an escape in the log always
+    means the character was there.
+
+    :param wsgi: ``value`` is a PEP 3333 string (bytes carried as Latin-1): shown as UTF-8 text when
+        the bytes are UTF-8, so ``/%E2%80%A8`` is logged as ``/\\u2028``.
+    """
+    if not _NEEDS_ESCAPE.search(value):
+        return value
+    if wsgi:
+        try:
+            value = value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass  # not UTF-8 (or not a WSGI string after all): escape what is there
+    out: list[str] = []
+    for char in value:
+        code = ord(char)
+        if char == "\\":
+            out.append("\\\\")
+        elif char.isprintable():
+            out.append(char)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+def _indented(text: str) -> str:
+    # A traceback keeps its lines, each indented and escaped: only a record's first line starts
+    # at the margin, so a message with a line break in it cannot pass for another record.
+    return "\n".join("    " + escape_log_text(line) for line in text.split("\n"))
+
+
+class EscapingFormatter(logging.Formatter):
+    """Formats a record with ``inner`` after escaping its message (see :func:`escape_log_text`).
+
+    A traceback or stack is kept, indented under the record's line. The record itself is left as
+    it was for other handlers.
+    """
+
+    def __init__(self, inner: logging.Formatter | None = None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        clean = copy.copy(record)
+        clean.msg, clean.args = escape_log_text(record.getMessage()), None
+        if record.exc_info:
+            clean.exc_text = _indented(self.formatException(record.exc_info).rstrip("\n"))
+        elif record.exc_text:
+            clean.exc_text = _indented(record.exc_text)
+        clean.exc_info = None
+        if record.stack_info:
+            clean.stack_info = _indented(record.stack_info)
+        return self.inner.format(clean)
+
+
+# Request and response headers, and environ keys, never written to a log whatever the format asks.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token"})
+_SECRET_ENVIRON = frozenset({"query_string", "http_authorization", "http_proxy_authorization", "http_cookie",
+                             "http_x_csrf_token"})
+_URL_ATOMS = frozenset({"f", "{referer}i", "{location}o", "{raw_uri}e", "{request_uri}e", "{http_referer}e"})
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+class Logger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, with every client-controlled value escaped and nothing secret logged.
+
+    Every access-log atom is escaped with :func:`escape_log_text`; query strings (``%(q)s``, and the
+    query part of ``%(r)s``, the referer, ``Location`` and the URI environ keys) are dropped, since
+    a token may ride in one; ``Authorization``, ``Cookie``, ``Set-Cookie`` and ``X-CSRF-Token`` are
+    logged as ``-``, as is any environ value that is not a string (the verified claims, say).
+    The error log, and jwt_wsgi's own log records when you have not configured logging yourself,
+    go through :class:`EscapingFormatter`.
+
+    Usage, in a gunicorn configuration file::
+
+        logger_class = "jwt_wsgi.serving.Logger"
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            if getattr(handler, "_gunicorn", False) and not isinstance(handler.formatter, EscapingFormatter):
+                handler.setFormatter(EscapingFormatter(handler.formatter))
+        package = logging.getLogger(__name__.rpartition(".")[0])
+        for handler in getattr(self, "_package_handlers", ()):
+            package.removeHandler(handler)
+        self._package_handlers: list[logging.Handler] = []
+        if not package.handlers and not logging.root.handlers:
+            # Nobody configured logging: without this, jwt_wsgi's warnings and tracebacks would
+            # reach stderr through logging's last resort, unformatted and unescaped.
+            for handler in self.error_log.handlers:
+                if getattr(handler, "_gunicorn", False):
+                    package.addHandler(handler)
+                    self._package_handlers.append(handler)
+
+    def atoms(self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        atoms["q"] = "-"
+        atoms["r"] = "{} {} {}".format(environ.get("REQUEST_METHOD"), _without_query(str(environ.get("RAW_URI", ""))),
+                                       environ.get("SERVER_PROTOCOL"))
+        for key, value in atoms.items():
+            if _hidden(key, value):
+                atoms[key] = "-"
+            elif isinstance(value, str):
+                atoms[key] = escape_log_text(_without_query(value) if key in _URL_ATOMS else value, wsgi=True)
+        return atoms
+
+
+def _hidden(atom: str, value: Any) -> bool:
+    """``{name}i`` / ``{name}o`` for a credential header, ``{key}e`` for a secret or non-text value."""
+    if not atom.startswith("{"):
+        return False
+    name, kind = atom[1:-2], atom[-1]
+    if kind in "io":
+        return name in _SECRET_HEADERS
+    return kind == "e" and (name in _SECRET_ENVIRON or not isinstance(value, str))

@@ -1,0 +1,181 @@
+"""``jwt-wsgi serve`` and ``examples/gunicorn.conf.py`` as real gunicorn servers: what they log, and
+how they hold up against clients that send their requests slowly.
+
+Raw bytes over sockets, so that the request line is exactly what an attacker would send.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SECRET, mint
+from tests.servers import GUNICORN, JWT_WSGI, REPO_ROOT, REQUEST_TIMEOUT, Server, server_env
+
+
+def exploding_authenticate(username: str, password: str) -> None:
+    """An ``authenticate`` hook that fails with the user name in its message (JWT_WSGI_AUTHENTICATE)."""
+    raise ValueError(f"no such user: {username}")
+
+
+def raw_request(port: int, data: bytes, timeout: float = REQUEST_TIMEOUT) -> bytes:
+    """Send ``data`` on a new connection; everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    return int(answer.split(b" ", 2)[1])
+
+
+def get_raw(port: int, target: bytes, *headers: bytes) -> bytes:
+    lines = [b"GET " + target + b" HTTP/1.1", b"Host: 127.0.0.1", *headers, b"Connection: close", b"", b""]
+    return raw_request(port, b"\r\n".join(lines))
+
+
+def post_json_raw(port: int, target: bytes, body: bytes) -> bytes:
+    head = (b"POST " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n")
+    return raw_request(port, head + body)
+
+
+def lines_of(text: str) -> list[str]:
+    # Every line break a log viewer might honour, not only "\n".
+    return text.splitlines()
+
+
+def assert_no_forged_line(text: str, word: str = "FORGED") -> None:
+    forged = [line for line in lines_of(text) if line.startswith(word)]
+    assert not forged, f"a forged log line: {forged}\n--- log ---\n{text[-3000:]}"
+
+
+# -- the access log --------------------------------------------------------------------------------
+INJECTIONS = [
+    # (request target as sent, text the access log must show instead)
+    pytest.param(b"/api/x%0d%0aFORGED", r"/api/x\x0d\x0aFORGED", id="crlf"),
+    pytest.param(b"/api/x%0aFORGED", r"/api/x\x0aFORGED", id="lf"),
+    pytest.param(b"/api/x%e2%80%a8FORGED", r"/api/x\u2028FORGED", id="line-separator"),
+    pytest.param(b"/api/x%e2%80%a9FORGED", r"/api/x\u2029FORGED", id="paragraph-separator"),
+    pytest.param(b"/api/x%c2%85FORGED", r"/api/x\x85FORGED", id="next-line-c1"),
+    pytest.param(b"/api/x%85FORGED", r"/api/x\x85FORGED", id="next-line-latin-1-byte"),
+    pytest.param(b"/api/x%0bFORGED%0c%1b[2J%7f", r"/api/x\x0bFORGED\x0c\x1b[2J\x7f", id="vt-ff-escape-del"),
+    pytest.param(b"/api/x%e2%80%aeDEGROF", r"/api/x\u202eDEGROF", id="bidi-override"),
+    pytest.param(b"/api/%5cx0d%0d", r"/api/\\x0d\x0d", id="backslash-is-escaped-too"),
+    pytest.param(b"/api/caf%c3%a9", "/api/café", id="plain-utf-8-stays-readable"),
+]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, bytes]]]:
+    """``jwt-wsgi serve`` hit by every injection, then stopped: (server, answers by target)."""
+    state = tmp_path_factory.mktemp("serve-log")
+    env = server_env(state / "runtime", JWT_WSGI_SECRET=SECRET, TMPDIR=str(state), PYTHONPATH=str(REPO_ROOT),
+                     JWT_WSGI_AUTHENTICATE=f"{__name__}:exploding_authenticate")
+    server = Server([JWT_WSGI, "serve", "examples.plain_wsgi:app", "--bind", "127.0.0.1:{port}", "--workers", "1",
+                     "--protect", "/api"], env=env, log_dir=state, name="serve")
+    answers: dict[str, bytes] = {}
+    with server:
+        for param in INJECTIONS:
+            target = param.values[0]
+            assert isinstance(target, bytes)
+            answers[param.id or ""] = get_raw(server.port, target)
+        answers["query"] = get_raw(server.port, b"/api/q?access_token=SECRET-IN-QUERY&x=%0d%0aFORGED")
+        answers["login"] = post_json_raw(server.port, b"/auth/login",
+                                         b'{"username": "eve\\nFORGED-IN-ERROR-LOG", "password": "long-enough"}')
+    yield server, answers
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("target", "shown"), INJECTIONS)
+def test_serve_access_log_escapes_the_path(served: tuple[Server, dict[str, bytes]], target: bytes,
+                                           shown: str) -> None:
+    server, _ = served
+    log = server.stdout_path.read_text(encoding="utf-8")
+    assert f'"GET {shown}" ' in log, log[-3000:]
+    assert_no_forged_line(log)
+    assert all(line.isprintable() for line in lines_of(log)), log[-3000:]
+
+
+@pytest.mark.slow
+def test_serve_access_log_has_no_query_string(served: tuple[Server, dict[str, bytes]]) -> None:
+    server, answers = served
+    assert status_of(answers["query"]) == 401
+    log = server.stdout_path.read_text(encoding="utf-8")
+    assert '"GET /api/q" 401' in log, log[-3000:]
+    assert "SECRET-IN-QUERY" not in log + server.stderr_path.read_text()
+    assert "access_token" not in log
+
+
+@pytest.mark.slow
+def test_serve_escapes_jwt_wsgi_log_records(served: tuple[Server, dict[str, bytes]]) -> None:
+    # The authenticate hook fails with the user name in its message: the middleware logs the
+    # traceback (and answers 500). That record reaches gunicorn's error log, formatted as
+    # gunicorn's own records and with no line of it at the margin but the first.
+    server, answers = served
+    assert status_of(answers["login"]) == 500
+    errors = server.stderr_path.read_text(encoding="utf-8")
+    assert re.search(r"^\[.*\] \[\d+\] \[ERROR\] jwt_wsgi failed while handling a request$", errors, re.M), errors
+    assert "    ValueError: no such user: eve" in errors, errors
+    assert_no_forged_line(errors, "FORGED-IN-ERROR-LOG")
+    assert "    FORGED-IN-ERROR-LOG" in errors
+
+
+# -- every atom, under examples/gunicorn.conf.py -----------------------------------------------------
+EVERY_ATOM = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" q=%(q)s U=%(U)s m=%(m)s '
+    "auth=%({authorization}i)s cookie=%({cookie}i)s csrf=%({x-csrf-token}i)s custom=%({x-custom}i)s "
+    "qs=%({query_string}e)s raw=%({raw_uri}e)s env_auth=%({http_authorization}e)s "
+    "claims=%({jwt_wsgi.claims}e)s location=%({location}o)s end"
+)
+
+
+@pytest.mark.slow
+def test_example_conf_escapes_every_atom_and_logs_no_secret(tmp_path: Path) -> None:
+    # gunicorn -c examples/gunicorn.conf.py --access-logformat "<every atom>" examples.plain_wsgi:application
+    env = server_env(tmp_path / "runtime", JWT_WSGI_SECRET=SECRET, JWT_WSGI_STORE=f"sqlite:///{tmp_path}/s.db",
+                     BIND="127.0.0.1:{port}", WORKERS="1")
+    server = Server([GUNICORN, "-c", "examples/gunicorn.conf.py", "--access-logformat", EVERY_ATOM,
+                     "examples.plain_wsgi:application"],
+                    env=env, log_dir=tmp_path, name="example", ready_path="/api/health")
+    token = mint(sub="alice")
+    basic = base64.b64encode(b"eve\r\nFORGED-USER:pw")
+    with server:
+        answers = [
+            # Header values: gunicorn refuses C0 controls there, but not bytes >= 0x80 nor TAB.
+            get_raw(server.port, b"/api/me?access_token=" + token.encode(),
+                    b"User-Agent: ua\txx\xc2\x85FORGED-UA\xe2\x80\xa8\xe2\x80\xa9",
+                    b"Referer: http://127.0.0.1/page?access_token=REFERER-TOKEN",
+                    b"Authorization: Bearer " + token.encode(),
+                    b"Cookie: access_token=COOKIE-TOKEN",
+                    b"X-CSRF-Token: CSRF-VALUE",
+                    b"X-Custom: a\x85FORGED-HEADER"),
+            get_raw(server.port, b"/api/me", b"Authorization: Basic " + basic),
+            get_raw(server.port, b"/api/x%0d%0aFORGED-PATH?q=1"),
+        ]
+    statuses = [status_of(answer) for answer in answers]
+    assert statuses[:2] == [200, 401] and statuses[2] in (400, 401), statuses
+    log = server.stdout_path.read_text(encoding="utf-8")
+    lines = [line for line in lines_of(log) if line.endswith(" end")]
+    assert len(lines) >= 3, log[-3000:]
+    for word in ("FORGED-UA", "FORGED-USER", "FORGED-PATH", "FORGED-HEADER"):
+        assert_no_forged_line(log, word)
+    assert r'"ua\x09xx\x85FORGED-UA\u2028\u2029"' in log, log[-3000:]
+    assert r"custom=a\x85FORGED-HEADER" in log
+    assert r"eve\x0d\x0aFORGED-USER" in log
+    assert r'"GET /api/x%0d%0aFORGED-PATH HTTP/1.1"' in log
+    assert r"U=/api/x\x0d\x0aFORGED-PATH" in log
+    assert all(line.isprintable() for line in lines_of(log)), log[-3000:]
+    for secret in (token, "REFERER-TOKEN", "COOKIE-TOKEN", "CSRF-VALUE", "access_token", "q=1"):
+        assert secret not in log, f"{secret!r} in the access log:\n{log[-3000:]}"
+    assert "auth=- cookie=- csrf=- " in log and "qs=- " in log and "env_auth=- claims=- " in log
+    assert '"http://127.0.0.1/page"' in log, "the referer loses its query, not its path"
