@@ -14,7 +14,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -285,11 +285,24 @@ def _check_bind(bind: str) -> None:
         _fail(f"--bind takes HOST:PORT (for example 127.0.0.1:8000), got {bind!r}")
 
 
+def _serve_threads(args: argparse.Namespace) -> int:
+    """``--threads``, resolved for ``--worker-class`` (gunicorn silently turns sync into gthread
+    when given more than one thread)."""
+    from .serving import DEFAULT_THREADS
+
+    if args.worker_class == "sync":
+        if args.threads not in (None, 1):
+            _fail("--threads applies to --worker-class gthread; a sync worker serves one request at a time")
+        return 1
+    return DEFAULT_THREADS if args.threads is None else int(args.threads)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .middleware import JWTMiddleware
     from .serving import gunicorn_options, import_app, run
 
     _check_bind(args.bind)
+    threads = _serve_threads(args)
     overrides: dict[str, Any] = {}
     if args.protect:
         overrides["protect"] = args.protect
@@ -306,7 +319,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _refuse_memory_store(settings, args.workers)
     app = JWTMiddleware(import_app(args.app), settings)
     _ping(app)
-    run(app, gunicorn_options(args.bind, args.workers, trusted_proxies=settings.trusted_proxies))
+    run(app, gunicorn_options(args.bind, args.workers, worker_class=args.worker_class, threads=threads,
+                              timeout=args.timeout, trusted_proxies=settings.trusted_proxies))
     return 0
 
 
@@ -379,6 +393,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
 
 
+def _worker_class(value: str) -> str:
+    from .serving import WORKER_CLASSES
+
+    if value not in WORKER_CLASSES:
+        raise argparse.ArgumentTypeError(f"choose {' or '.join(WORKER_CLASSES)}, not {value!r}")
+    return value
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def convert(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, not {value!r}")
+        return number
+
+    return convert
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="JSON Web Token authentication for any WSGI application.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -398,6 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", metavar="URL")
     p.add_argument("--trusted-proxy", action="append", metavar="IP",
                    help="a proxy allowed to set X-Forwarded-For/-Proto (repeatable)")
+    p.add_argument("--worker-class", default="gthread", type=_worker_class, metavar="{gthread,sync}",
+                   help="gthread serves several requests per worker, so slow clients cannot hold them all; "
+                        "sync serves one at a time (only behind a buffering proxy) (default: %(default)s)")
+    p.add_argument("--threads", type=_bounded_int(1, 1000), metavar="N",
+                   help="requests each gthread worker serves at once (default: 4)")
+    p.add_argument("--timeout", type=_bounded_int(1, 86400), default=30, metavar="SECONDS",
+                   help="a worker silent for longer is restarted (default: %(default)s)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("users", help="manage the users file")

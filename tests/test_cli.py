@@ -341,6 +341,20 @@ MISTAKES = [
                  id="serve-unimportable-app"),
     pytest.param(["serve", "examples.plain_wsgi:app", "--workers", "1", "--protect", "api"], {}, None, {},
                  "protect", id="serve-relative-protect"),
+    pytest.param(["serve", "examples.plain_wsgi:app", "--worker-class", "gevent"], {}, None, {}, "--worker-class",
+                 id="serve-unknown-worker-class"),
+    pytest.param(["serve", "examples.plain_wsgi:app", "--threads", "0"], {}, None, {}, "--threads",
+                 id="serve-zero-threads"),
+    pytest.param(["serve", "examples.plain_wsgi:app", "--threads", "many"], {}, None, {}, "--threads",
+                 id="serve-threads-not-a-number"),
+    pytest.param(["serve", "examples.plain_wsgi:app", "--threads", "100000"], {}, None, {}, "--threads",
+                 id="serve-too-many-threads"),
+    pytest.param(["serve", "examples.plain_wsgi:app", "--worker-class", "sync", "--threads", "4"], {}, None, {},
+                 "--threads", id="serve-threads-with-sync-workers"),
+    pytest.param(["serve", "examples.plain_wsgi:app", "--timeout", "0"], {}, None, {}, "--timeout",
+                 id="serve-zero-timeout"),
+    pytest.param(["serve", "examples.plain_wsgi:app", "--timeout", "30s"], {}, None, {}, "--timeout",
+                 id="serve-timeout-with-unit"),
 ]
 
 
@@ -376,6 +390,14 @@ def test_argument_syntax_errors_exit_2_without_traceback(tmp_path: Path, argv: l
     assert result.stderr.strip().splitlines()[-1].startswith("jwt-wsgi")
     assert "error:" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "k").exists()
+
+
+def test_serve_help_shows_the_worker_options_and_their_defaults(tmp_path: Path) -> None:
+    text = " ".join(ok(run("serve", "--help", cwd=tmp_path)).stdout.split())
+    for option, default in (("--worker-class", "gthread"), ("--threads", "4"), ("--timeout", "30")):
+        assert option in text
+        after = text[text.rindex(option):]
+        assert f"(default: {default})" in after[:400], f"{option} without its default in --help:\n{text}"
 
 
 def test_check_is_quiet_about_the_secret_even_when_it_fails(tmp_path: Path) -> None:

@@ -179,3 +179,61 @@ def test_example_conf_escapes_every_atom_and_logs_no_secret(tmp_path: Path) -> N
         assert secret not in log, f"{secret!r} in the access log:\n{log[-3000:]}"
     assert "auth=- cookie=- csrf=- " in log and "qs=- " in log and "env_auth=- claims=- " in log
     assert '"http://127.0.0.1/page"' in log, "the referer loses its query, not its path"
+
+
+# -- slow clients ------------------------------------------------------------------------------------
+def refuse_everyone(username: str, password: str) -> None:
+    """An ``authenticate`` hook: the login endpoint is mounted and reads request bodies."""
+    return None
+
+
+def stall_mid_body(port: int) -> socket.socket:
+    """A login request whose body stops after one byte of the 100 announced, once a worker holds it.
+
+    ``Expect: 100-continue`` makes gunicorn answer ``100 Continue`` when a worker has parsed the
+    headers and is about to call the application: from then on that worker (or thread) is busy.
+    """
+    sock = socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT)
+    sock.sendall(b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\nExpect: 100-continue\r\n\r\n")
+    assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue"), "no worker took the request"
+    sock.sendall(b"{")
+    return sock
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [
+    pytest.param([], id="defaults"),
+    pytest.param(["--worker-class", "gthread", "--threads", "3", "--timeout", "60"], id="explicit-gthread"),
+])
+def test_serve_answers_while_two_clients_stall_mid_body(tmp_path: Path, options: list[str]) -> None:
+    # Two workers; two clients send their headers and then stall in the body. With sync workers
+    # both workers would wait for those bodies (until gunicorn's timeout) and nobody else would
+    # be answered; threaded workers keep answering.
+    env = server_env(tmp_path / "runtime", JWT_WSGI_SECRET=SECRET, TMPDIR=str(tmp_path), PYTHONPATH=str(REPO_ROOT),
+                     JWT_WSGI_AUTHENTICATE=f"{__name__}:refuse_everyone")
+    server = Server([JWT_WSGI, "serve", "examples.plain_wsgi:app", "--bind", "127.0.0.1:{port}", "--workers", "2",
+                     "--protect", "/api", *options], env=env, log_dir=tmp_path, name="serve")
+    with server:
+        stalled = [stall_mid_body(server.port) for _ in range(2)]
+        try:
+            try:
+                answer = get_raw(server.port, b"/")  # a public path; bounded by REQUEST_TIMEOUT
+            except TimeoutError:
+                server.check(False, "GET / was not answered while two clients stalled mid-body")
+            server.check(status_of(answer) == 200 and b'"anonymous"' in answer, str(answer[:300]))
+        finally:
+            for sock in stalled:
+                sock.close()
+    server.check("Using worker: gthread" in server.stderr_path.read_text(), "serve did not use gthread workers")
+
+
+@pytest.mark.slow
+def test_serve_sync_workers_on_request(tmp_path: Path) -> None:
+    env = server_env(tmp_path / "runtime", JWT_WSGI_SECRET=SECRET, TMPDIR=str(tmp_path))
+    server = Server([JWT_WSGI, "serve", "examples.plain_wsgi:app", "--bind", "127.0.0.1:{port}", "--workers", "1",
+                     "--protect", "/api", "--worker-class", "sync", "--timeout", "45"],
+                    env=env, log_dir=tmp_path, name="serve-sync")
+    with server:
+        server.check(status_of(get_raw(server.port, b"/")) == 200, "GET / under sync workers")
+    server.check("Using worker: sync" in server.stderr_path.read_text(), "--worker-class sync was not used")
