@@ -18,6 +18,7 @@ import html
 import io
 import secrets
 import string
+import unicodedata
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -90,20 +91,34 @@ def same_origin(environ: Mapping[str, Any]) -> bool:
     return True
 
 
+# Printable ASCII but the space: left as they are when a path is percent-encoded for a header.
+_ASCII_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
+
+
 def safe_next(value: str | None, default: str = "/") -> str:
-    """``value`` if it is a path on this site, else ``default`` (catalogue L26-L28)."""
+    """``value`` if it is a path on this site, else ``default``; always ASCII, as a ``Location``
+    header must be (RFC 9110 §5.5): other characters are percent-encoded as UTF-8 (``/Ā`` ->
+    ``/%C4%80``), so the answer that carries it can always be sent.
+
+    Security: a path on this site starts with exactly one ``/`` and names no scheme or host —
+    as given, once percent-decoded, and after NFKC normalisation of both, since a browser or a
+    proxy may fold ``／`` (fullwidth solidus) into ``/`` or ``﹨`` into a backslash. A backslash, a
+    space, a control character, a line or paragraph separator, a bidi override or any other
+    unprintable character refuses the whole value.
+    """
     if not value or len(value) > 2048:
         return default
     decoded = unquote(value)
-    for candidate in (value, decoded):
-        if not candidate.startswith("/") or candidate.startswith(("//", "/\\")):
-            return default
-        if any(c in candidate for c in "\\\r\n\t ") or any(ord(c) < 32 or ord(c) == 127 for c in candidate):
-            return default
-        parts = urlsplit(candidate)
-        if parts.scheme or parts.netloc:
-            return default
-    return value
+    for spelling in (value, decoded):
+        for candidate in (spelling, unicodedata.normalize("NFKC", spelling)):
+            if not candidate.startswith("/") or candidate.startswith("//"):
+                return default
+            if "\\" in candidate or " " in candidate or not candidate.isprintable():
+                return default
+            parts = urlsplit(candidate)
+            if parts.scheme or parts.netloc:
+                return default
+    return quote(value, safe=_ASCII_SAFE)
 
 
 def read_form(environ: dict[str, Any], cap: int) -> dict[str, str]:
@@ -249,5 +264,6 @@ def login_redirect(login_path: str, environ: Mapping[str, Any]) -> str:
     target = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")) or "/"
     target = quote(target.encode("latin-1", "replace"), safe="/")
     if environ.get("QUERY_STRING"):
-        target += "?" + environ["QUERY_STRING"]
+        # PEP 3333: the query's bytes as Latin-1 characters; those over 0x7F are percent-encoded.
+        target += "?" + quote(environ["QUERY_STRING"].encode("latin-1", "replace"), safe=_ASCII_SAFE)
     return f"{login_path}?next={quote(safe_next(target), safe='')}"

@@ -284,6 +284,7 @@ class Endpoints:
             return self._login_page(environ, start_response, next_path=None, status=error.status,
                                     error="The form could not be read. Please try again.")
         next_path = fields.get("next") if isinstance(fields.get("next"), str) else None
+        target = safe_next(next_path)  # settled (and ASCII) before any token is minted
         given = fields.get("csrf_token")
         expected = cookie_value(environ, cookies.login_csrf)
         if (not isinstance(given, str) or not expected or not hmac.compare_digest(given.encode(), expected.encode())
@@ -304,7 +305,7 @@ class Endpoints:
                                     username=username, error="Invalid username or password.")
         csrf = new_csrf()
         tokens = self._token_response(sub, {**claims, "csrf": csrf})
-        return self._redirect(start_response, safe_next(next_path), [
+        return self._redirect(start_response, target, [
             *cookies.session(tokens["access_token"], int(self.settings.access_ttl), csrf,
                              tokens.get("refresh_token"), int(self.settings.refresh_ttl)),
             cookies.login_form("", max_age=0),
@@ -402,14 +403,16 @@ class Endpoints:
     def _browser_refresh(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         """Silent refresh for a page: new cookies, then back to ``next`` — or to the login page."""
         cookies = Cookies(self.settings, self.reader.cookie_secure(environ))
+        # Both answers are settled (and ASCII) before the refresh token is spent: an answer that
+        # failed after the rotation would lose the session.
         next_path = safe_next(_query_value(environ, "next"))
+        login = f"{self.settings.login_path}?next={quote(next_path, safe='')}"
         token = cookie_value(environ, cookies.refresh)
         try:
             if token is None:
                 raise InvalidToken()
             body, csrf = self._rotate(token)
         except (InvalidToken, InvalidRequest):
-            login = f"{self.settings.login_path}?next={quote(next_path, safe='')}"
             return self._redirect(start_response, login, cookies.clear())
         return self._redirect(start_response, next_path, self._session_cookies(cookies, body, csrf))
 

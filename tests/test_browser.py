@@ -312,3 +312,91 @@ def test_cookie_options(make_client):
     assert csrf and cookie
     with pytest.raises(ValueError, match="cookie_samesite"):
         make_client(token_sources=["header", "cookie"], cookie_samesite="None")
+
+
+# -- next spellings outside ASCII: a Location header is ASCII, and no spelling leaves the site -------
+NEXT_SPELLINGS = [
+    # (next as the browser sends it, the Location it gets)
+    pytest.param("/Ā", "/%C4%80", id="latin-extended-a"),
+    pytest.param("/café?tab=ü#frag", "/caf%C3%A9?tab=%C3%BC#frag", id="path-query-fragment"),
+    pytest.param("/caf%C3%A9", "/caf%C3%A9", id="already-percent-encoded"),
+    pytest.param("/😀", "/%F0%9F%98%80", id="astral"),
+    pytest.param("/。evil", "/%E3%80%82evil", id="ideographic-full-stop-is-just-a-path"),
+    pytest.param("/．．/x", "/%EF%BC%8E%EF%BC%8E/x", id="fullwidth-dots-are-just-a-path"),
+    pytest.param("/／／evil", "/", id="fullwidth-solidus-twice"),
+    pytest.param("/／evil.example", "/", id="fullwidth-solidus-after-slash"),
+    pytest.param("／／evil", "/", id="fullwidth-solidus-first"),
+    pytest.param("/＼evil", "/", id="fullwidth-reverse-solidus"),
+    pytest.param("/﹨evil", "/", id="small-reverse-solidus"),
+    pytest.param("/%EF%BC%8F%EF%BC%8Fevil", "/", id="fullwidth-solidus-percent-encoded"),
+    pytest.param("ｈｔｔｐｓ://evil.example", "/", id="fullwidth-scheme"),
+    pytest.param("/x\u2028y", "/", id="line-separator"),
+    pytest.param("/x%E2%80%A8y", "/", id="line-separator-percent-encoded"),
+    pytest.param("/x\u0085y", "/", id="c1-next-line"),
+    pytest.param("/x\u202ey", "/", id="bidi-override"),
+    pytest.param("/x\u200by", "/", id="zero-width-space"),
+    pytest.param("/x\u3000/evil", "/", id="ideographic-space"),
+    pytest.param("/x\u00a0y", "/", id="no-break-space"),
+]
+
+
+def refresh_page(client, jar, next_path):
+    """The silent refresh a page is sent to: ``GET /auth/refresh?next=...`` with the session cookies."""
+    cookie = f"csrf_token={jar['csrf_token']['value']}; refresh_token={jar['refresh_token']['value']}"
+    return client.get(f"/auth/refresh?next={quote(next_path, safe='')}", headers={**HTML, "Cookie": cookie})
+
+
+def assert_ascii_location(response, expected):
+    location = response.headers["Location"]
+    assert location.isascii() and location.isprintable(), f"Location {location!r} is not ASCII"
+    assert location == expected
+
+
+@pytest.mark.parametrize(("next_value", "location"), NEXT_SPELLINGS)
+def test_next_spellings_give_an_ascii_location_on_this_site(browser, next_value, location):
+    assert safe_next(next_value) == location
+    page, _, _ = open_form(browser, next_value)
+    hidden = re.search(rb'name="next" value="([^"]*)"', page.data).group(1).decode()
+    assert hidden == location
+    assert_ascii_location(sign_in(browser, next_path=next_value), location)
+
+
+@pytest.mark.parametrize(("next_value", "location"), NEXT_SPELLINGS)
+def test_silent_refresh_with_any_next_keeps_the_session(browser, next_value, location):
+    jar = cookies_of(sign_in(browser))
+    refreshed = refresh_page(browser, jar, next_value)
+    assert refreshed.status_code == 303
+    assert_ascii_location(refreshed, location)
+    new = cookies_of(refreshed)
+    assert new["refresh_token"]["value"] != jar["refresh_token"]["value"]
+    # The rotated refresh token the browser now holds works (the old one is spent).
+    again = refresh_page(browser, {**jar, **new}, "/app/page")
+    assert again.status_code == 303 and again.headers["Location"] == "/app/page"
+    assert cookies_of(again)["access_token"]["value"]
+    assert refresh_page(browser, jar, "/app/page").headers["Location"].startswith("/auth/login?next=")
+
+
+def test_a_failed_silent_refresh_with_an_odd_next_goes_to_the_login_page(browser):
+    refused = browser.get("/auth/refresh?next=" + quote("/Ā\u2028"), headers={**HTML, "Cookie": "refresh_token=junk"})
+    assert_ascii_location(refused, "/auth/login?next=%2F")
+    odd = browser.get("/auth/refresh?next=" + quote("/Ā"), headers={**HTML, "Cookie": "refresh_token=junk"})
+    assert_ascii_location(odd, "/auth/login?next=%2F%25C4%2580")
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "location"),
+    [
+        pytest.param("/api/Ā", "", "/auth/login?next=%2Fapi%2F%25C4%2580", id="utf-8-path"),
+        pytest.param("/api/me", "q=\u00c3\u00bc", "/auth/login?next=%2Fapi%2Fme%3Fq%3D%25C3%25BC",
+                     id="raw-utf-8-bytes-in-the-query"),
+        pytest.param("/api/me", "q=\u00e9", "/auth/login?next=%2Fapi%2Fme%3Fq%3D%25E9", id="raw-latin-1-byte"),
+        pytest.param("/api/me", "q=%E2%80%A8", "/auth/login?next=%2F", id="encoded-line-separator"),
+    ],
+)
+def test_protected_page_redirect_is_ascii(browser, path, query, location):
+    # PEP 3333: PATH_INFO and QUERY_STRING carry the request's bytes as Latin-1 characters; a
+    # server may pass bytes over 0x7F in the query string as they came.
+    overrides = {"QUERY_STRING": query} if query else {}
+    response = browser.get(path, headers=HTML, environ_overrides=overrides)
+    assert response.status_code == 303
+    assert_ascii_location(response, location)
