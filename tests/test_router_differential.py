@@ -16,7 +16,7 @@ request carried a valid token, and for ``admin`` one with the ``admin`` scope.**
 Corpus: Hypothesis over paths made of dot, encoded-dot, encoded-slash, backslash, ``;param`` and
 mixed-case segments (fixed, derandomized budget; ``FUZZ_EXAMPLES`` / ``FUZZ_RANDOM`` as in
 ``tests/security/test_properties.py``), plus the rows of the bypass report as explicit cases,
-in-process and as raw bytes over sockets against gunicorn serving the Flask app.
+in-process and as raw bytes over sockets against gunicorn serving the Flask and the Bottle app.
 """
 
 from __future__ import annotations
@@ -184,12 +184,40 @@ ROWS = [
     pytest.param("//api/x", id="leading-double-slash"),
     pytest.param("/api//..", id="api-empty-then-dotdot"),
     pytest.param("/API/x", id="api-upper-case"),
+    pytest.param("/ADMIN/x", id="admin-upper-case-scope"),
+    pytest.param("/Admin/%2e%2e", id="admin-mixed-case-encoded-dotdot-scope"),
+    # Bytes that are not UTF-8 inside a prefix: Bottle 0.13 decodes PATH_INFO with
+    # errors="ignore", so it routes /a\xffpi/x as /api/x.
+    pytest.param("/a%ffpi/x", id="api-invalid-utf8-inside"),
+    pytest.param("/admi%c0n/x", id="admin-invalid-utf8-inside-scope"),
+    pytest.param("/api%ff/x", id="api-invalid-utf8-after"),
+    pytest.param("/ap%e2%80i/x", id="api-truncated-utf8-inside"),
 ]
+
+#: Spellings that still reach a protected route through one router: a known, open bypass, kept as
+#: strict expected failures so that the suite says so, and flips to a failure once it is refused.
+#: (router, raw path) -> the configurations where it is a bypass.
+_DROPS_BYTES = ("Bottle 0.13 drops bytes that are not UTF-8 from PATH_INFO (decode errors='ignore'); "
+                "no reading of the middleware drops them")
+OPEN_BYPASSES = {
+    ("bottle", "/a%ffpi/x"): {"prefixes"},  # /api/x without a token
+    ("bottle", "/api%ff/x"): {"prefixes"},
+    ("bottle", "/ap%e2%80i/x"): {"prefixes"},
+    ("bottle", "/admi%c0n/x"): {"prefixes", "default"},  # /admin/x without the admin scope
+}
+
+
+def expect_open_bypass(request: pytest.FixtureRequest, router: str, raw_path: str, config: str | None = None) -> None:
+    configs = OPEN_BYPASSES.get((router, raw_path), set())
+    if configs if config is None else config in configs:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"OPEN BYPASS: {_DROPS_BYTES}"))
 
 
 @pytest.mark.parametrize("router", ROUTERS)
 @pytest.mark.parametrize("raw_path", ROWS)
-def test_reported_spellings_reach_no_protected_route_without_the_token_it_needs(router: str, raw_path: str) -> None:
+def test_reported_spellings_reach_no_protected_route_without_the_token_it_needs(request: pytest.FixtureRequest,
+                                                                                router: str, raw_path: str) -> None:
+    expect_open_bypass(request, router, raw_path)
     problems = list(differential(router, raw_path))
     assert not problems, "\n".join(problems)
 
@@ -225,7 +253,10 @@ def test_controls_each_router_dispatches_canonical_paths(router: str, config: st
 
 # -- the generated corpus ----------------------------------------------------------------------------
 PIECES = ["..", ".", "%2e", "%2E", ".%2e", "%2e%2e", "%252e", "%2f", "%2F", "%252f", "%5c", "%5C", "\\", ";x", ";",
-          "", "api", "API", "Api", "admin", "Admin", "public", "users", "x"]
+          "", "api", "API", "Api", "admin", "Admin", "public", "users", "x",
+          # Not UTF-8 once decoded, a fullwidth dot, an encoded space and semicolon: no router takes
+          # them for a dot or a separator, but each must still get an answer that is not a 500.
+          "%ff", "%c0%ae", "%ef%bc%8e", "%20", "%3b"]
 
 segment = st.lists(st.sampled_from(PIECES), min_size=1, max_size=2).map("".join)
 segments = st.lists(segment, min_size=0, max_size=5)
@@ -255,27 +286,28 @@ def test_budget_is_fixed() -> None:
     assert BUDGET.max_examples == 300 and BUDGET.derandomize and BUDGET.deadline is None
 
 
-# -- the same rows over the wire: raw bytes to gunicorn (2 workers) serving the Flask app ------------
-@pytest.fixture(scope="module")
-def flask_gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """gunicorn with 2 sync workers serving both configurations of the Flask app, chosen by
-    ``Host`` (``prefixes.test`` / ``default.test``)."""
+# -- the same rows over the wire: raw bytes to gunicorn (2 workers) serving Flask, then Bottle -------
+@pytest.fixture(scope="module", params=["flask", "bottle"])
+def wire_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """gunicorn with 2 sync workers serving both configurations of one app, chosen by ``Host``
+    (``prefixes.test`` / ``default.test``): the app's name and the port."""
     from tests._services import unavailable
     from tests.servers import GUNICORN, Server, server_env
 
     if not os.path.exists(GUNICORN):
         unavailable("gunicorn is not installed in this virtualenv")
-    base = tmp_path_factory.mktemp("router-wire")
+    name = request.param
+    base = tmp_path_factory.mktemp(f"router-wire-{name}")
     server = Server(
         argv=[GUNICORN, "--workers", "2", "--worker-class", "sync", "--bind", "127.0.0.1:{port}",
-              "tests.routers.flask_app:by_host"],
+              f"tests.routers.{name}_app:by_host"],
         env=server_env(base / "runtime"),
         log_dir=base,
-        name="gunicorn-flask-routers",
+        name=f"gunicorn-{name}-routers",
         ready_path="/public",
     )
     with server:
-        yield server.port
+        yield name, server.port
 
 
 WIRE_ROWS = [
@@ -289,41 +321,46 @@ WIRE_ROWS = [
     pytest.param("/admin/..", id="admin-dotdot-scope"),
     pytest.param("/api/%252e%252e/x", id="api-double-encoded-dotdot"),
     pytest.param("/admin/..;x", id="admin-dotdot-param"),
+    pytest.param("/a%ffpi/x", id="api-invalid-utf8-inside"),
+    pytest.param("/admi%c0n/x", id="admin-invalid-utf8-inside-scope"),
 ]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("raw_path", WIRE_ROWS)
-def test_reported_spellings_over_the_wire_to_gunicorn_and_flask(flask_gunicorn: int, raw_path: str,
-                                                                config: str) -> None:
+def test_reported_spellings_over_the_wire_to_gunicorn(request: pytest.FixtureRequest, wire_app: tuple[str, int],
+                                                       raw_path: str, config: str) -> None:
     from tests.security.conftest import build_request, raw_http
 
+    app, port = wire_app
+    expect_open_bypass(request, app, raw_path, config)
     problems = []
     for state, token in tokens().items():
         headers = [("Host", f"{config}.test")] + (list(bearer(token).items()) if token else [])
-        response = raw_http(flask_gunicorn, build_request("GET", raw_path.encode("latin-1"), headers))
+        response = raw_http(port, build_request("GET", raw_path.encode("latin-1"), headers))
         assert response.status != 0, f"no HTTP response to {raw_path!r}: {response.raw[:300]!r}"
         problem = violation(state, Outcome(response.status, response.body))
         if problem:
-            problems.append(f"gunicorn+flask [{config}] raw {raw_path!r} token={state}: {problem}")
+            problems.append(f"gunicorn+{app} [{config}] raw {raw_path!r} token={state}: {problem}")
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_controls_over_the_wire(flask_gunicorn: int, config: str) -> None:
-    """gunicorn decodes the path once, and the Flask routes answer behind the middleware."""
+def test_controls_over_the_wire(wire_app: tuple[str, int], config: str) -> None:
+    """gunicorn decodes the path once, and the app's routes answer behind the middleware."""
     from tests.security.conftest import build_request, raw_http
 
+    _, port = wire_app
     for raw_path, state, status, route in CONTROLS:
         token = tokens()[state]
         headers = [("Host", f"{config}.test")] + (list(bearer(token).items()) if token else [])
-        response = raw_http(flask_gunicorn, build_request("GET", raw_path, headers))
+        response = raw_http(port, build_request("GET", raw_path, headers))
         outcome = Outcome(response.status, response.body)
         assert (outcome.status, outcome.route) == (status, route), (raw_path, state, str(response))
-    # One decoding round by the server, none by Flask: the handler sees the once-decoded text.
+    # One decoding round by the server, none by the router: the handler sees the once-decoded text.
     token = tokens()["valid"]
-    response = raw_http(flask_gunicorn, build_request("GET", "/api/users/b%2573", [("Host", f"{config}.test")]
+    response = raw_http(port, build_request("GET", "/api/users/b%2573", [("Host", f"{config}.test")]
                                                        + list(bearer(token).items())))
     assert Outcome(response.status, response.body).arg == "b%73", str(response)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bottle
 
-from tests.routers import answer, protect
+from tests.routers import CONFIGS, answer, protect
+from tests.routers import by_host as _by_host
 
 
 def make() -> bottle.Bottle:
@@ -24,3 +25,7 @@ def make() -> bottle.Bottle:
 
 def stack(config: str) -> object:
     return protect(make(), config)
+
+
+STACKS = {config: stack(config) for config in CONFIGS}
+by_host = _by_host(STACKS)  # a gunicorn target, as for Flask

@@ -19,7 +19,10 @@ PREFIXES = [("/api/users/", "users"), ("/api/", "api"), ("/admin/", "admin"), ("
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     req = Request(environ)
-    path = req.path_info
+    try:
+        path = req.path_info
+    except UnicodeDecodeError:  # the app's own strictness, so that NEVER-500 measures the middleware
+        return Response(status=400, body=b"bad path")(environ, start_response)  # type: ignore[no-any-return]
     lowered = path.lower()
     route, arg = None, ""
     if lowered == "/public":
