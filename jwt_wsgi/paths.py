@@ -33,11 +33,14 @@ class BadPath(ValueError):
     """The path holds control characters (NUL, CR, LF, ...): answered with 400."""
 
 
-def wsgi_to_text(native: str) -> str:
-    """PEP 3333: a native string holds latin-1 decoded bytes; recover the UTF-8 text."""
+def wsgi_to_text(native: str, errors: str = "replace") -> str:
+    """PEP 3333: a native string holds latin-1 decoded bytes; recover the UTF-8 text.
+
+    :param errors: what becomes of bytes that are not UTF-8: ``replace`` (U+FFFD) or ``ignore``.
+    """
     if native.isascii():
         return native
-    return native.encode("latin-1", "replace").decode("utf-8", "replace")
+    return native.encode("latin-1", "replace").decode("utf-8", errors)
 
 
 def canonical_path(script_name: str, path_info: str) -> str:
@@ -77,13 +80,13 @@ def _is_control(text: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
-def _decoding_rounds(text: str) -> list[str]:
+def _decoding_rounds(text: str, errors: str) -> list[str]:
     """``text`` and each further percent-decoding of it (bounded), until nothing changes."""
     rounds = [text]
     for _ in range(_MAX_DECODE_ROUNDS):
         if "%" not in text:
             break
-        decoded = unquote(text, errors="replace")
+        decoded = unquote(text, errors=errors)
         if decoded == text:
             break
         rounds.append(decoded)
@@ -131,13 +134,19 @@ def readings(script_name: str, path_info: str) -> frozenset[str]:
     """
     found: set[str] = set()
     bases = [script_name + path_info, path_info] if script_name else [path_info]
+    texts: set[str] = set()
     for base in bases:
-        for text in _decoding_rounds(wsgi_to_text(base)):
-            if _is_control(text):
-                raise BadPath(text)
-            for spelling in {text, text.replace("\\", "/")}:
-                found.add(spelling if spelling.startswith("/") else "/" + spelling)
-                found |= _segment_forms(spelling)
+        texts.update(_decoding_rounds(wsgi_to_text(base), "replace"))
+        if not base.isascii() or "%" in base:
+            # Bytes that are not UTF-8 replaced (Werkzeug, Django) or dropped (Bottle decodes
+            # with errors="ignore": "/a\xffpi" is its "/api").
+            texts.update(_decoding_rounds(wsgi_to_text(base, "ignore"), "ignore"))
+    for text in texts:
+        if _is_control(text):
+            raise BadPath(text)
+        for spelling in {text, text.replace("\\", "/")}:
+            found.add(spelling if spelling.startswith("/") else "/" + spelling)
+            found |= _segment_forms(spelling)
     return frozenset(found)
 
 
