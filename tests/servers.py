@@ -55,13 +55,18 @@ def free_port() -> int:
 def server_env(runtime_dir: Path, **variables: str | None) -> dict[str, str]:
     """``os.environ`` without ``JWT_WSGI_*`` (the test run's own included), plus ``variables``.
 
-    A value of ``None`` removes the variable. ``runtime_dir`` becomes ``XDG_RUNTIME_DIR``.
+    A value of ``None`` removes the variable. ``runtime_dir`` becomes ``XDG_RUNTIME_DIR``, and
+    ``runtime_dir/tmp`` becomes ``TMPDIR``.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("JWT_WSGI_")}
     env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "/usr/bin:/bin")])
     env["PYTHONUNBUFFERED"] = "1"
     runtime_dir.mkdir(parents=True, exist_ok=True)
     env["XDG_RUNTIME_DIR"] = str(runtime_dir)
+    # A private temporary directory too: `jwt-wsgi serve` keeps its default SQLite store there,
+    # and a file left by another checkout or an earlier run must not decide a test.
+    (runtime_dir / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(runtime_dir / "tmp")
     for name, value in variables.items():
         if value is None:
             env.pop(name, None)
