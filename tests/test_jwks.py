@@ -844,3 +844,80 @@ def login_http(base_url: str) -> str:
     from .servers import login as server_login
 
     return str(server_login(base_url, "alice", ALICE_PASSWORD)["access_token"])
+
+
+# -- jwt-wsgi check fetches what it will need --------------------------------------------------------
+def _check(tmp_path: Path, config: str) -> Any:
+    from .test_cli import run
+
+    path = tmp_path / "remote.toml"
+    path.write_text(f'store = "sqlite:///{tmp_path / "store.db"}"\n' + config)
+    return run("check", "--config", str(path), cwd=tmp_path, secret=None)
+
+
+def _discovery_config(issuer: str, algorithm: str = "RS256") -> str:
+    return f'algorithm = "{algorithm}"\nissuer = "{issuer}"\naudience = "{AUD}"\nprotect = ["/api"]\n'
+
+
+def test_check_fetches_the_discovery_document_and_the_jwk_set(tmp_path, jwks_server):
+    from .test_cli import ok
+
+    jwks_server.keys = [Issuer().jwk, Issuer().jwk]
+    result = ok(_check(tmp_path, _discovery_config(jwks_server.base)))
+    assert f"issuer {jwks_server.base} (discovery): {jwks_server.url()}: 2 usable key(s)" in result.stderr
+    assert jwks_server.hits["/.well-known/openid-configuration"] == 1 and jwks_server.fetches == 1
+    assert json.loads(result.stdout)["issuer"] == jwks_server.base
+
+
+def test_check_refuses_a_discovery_issuer_that_cannot_be_reached(tmp_path):
+    from .test_cli import assert_user_error
+
+    issuer = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    line = assert_user_error(_check(tmp_path, _discovery_config(issuer)), "connection refused")
+    assert f"{issuer}/.well-known/openid-configuration" in line
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        pytest.param({"mode": "fail"}, "HTTP 500", id="jwk-set-500"),
+        pytest.param({"mode": "junk"}, "not JSON", id="jwk-set-not-json"),
+        pytest.param({"mode": "not-a-set"}, "not a JWK Set", id="not-a-jwk-set"),
+        pytest.param({"mode": "redirect-here"}, "HTTP 302", id="jwk-set-redirects"),
+        pytest.param({"discovery_issuer": "https://another.test"}, "names another issuer", id="another-issuer"),
+        pytest.param({"jwks_uri": "http://jwks.example.com/keys"}, "not an https URL", id="jwks-uri-plain-http"),
+    ],
+)
+def test_check_refuses_a_discovery_set_up_it_cannot_use(tmp_path, jwks_server, setup, reason):
+    from .test_cli import assert_user_error
+
+    jwks_server.keys = [Issuer().jwk]
+    for name, value in setup.items():
+        setattr(jwks_server, name, value)
+    line = assert_user_error(_check(tmp_path, _discovery_config(jwks_server.base)), reason)
+    failing = jwks_server.url() if "mode" in setup else jwks_server.url("/.well-known/openid-configuration")
+    assert failing in line
+
+
+def test_check_refuses_a_jwk_set_without_a_key_for_the_algorithm(tmp_path, jwks_server):
+    from .test_cli import assert_user_error
+
+    jwks_server.keys = [Issuer().jwk]  # RSA only
+    line = assert_user_error(_check(tmp_path, _discovery_config(jwks_server.base, "ES256")), "no key")
+    assert "ES256" in line and jwks_server.url() in line
+
+
+def test_check_fetches_jwks_url_and_each_provider(tmp_path, jwks_server):
+    from .test_cli import assert_user_error, ok
+
+    jwks_server.keys = [Issuer().jwk]
+    own = (f'algorithm = "RS256"\njwks_url = "{jwks_server.url()}"\nissuer = "{ISS}"\naudience = "{AUD}"\n'
+           'protect = ["/api"]\n')
+    assert f"jwks_url: {jwks_server.url()}: 1 usable key(s)" in ok(_check(tmp_path, own)).stderr
+    down = f"http://127.0.0.1:{free_port()}"
+    providers = (f'{own}\n[[providers]]\nissuer = "{jwks_server.base}"\naudience = "{AUD}"\n\n'
+                 f'[[providers]]\nissuer = "{down}"\naudience = "{AUD}"\n')
+    line = assert_user_error(_check(tmp_path, providers), "connection refused")
+    assert f"issuer {down} (discovery): {down}/.well-known/openid-configuration" in line
+    jwks_server.mode = "fail"
+    assert_user_error(_check(tmp_path, own), f"jwks_url: {jwks_server.url()}: HTTP 500")
