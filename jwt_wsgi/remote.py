@@ -183,7 +183,7 @@ class RemoteKeySet:
 
     def probe(self) -> tuple[str, int]:
         """Fetch now, discovery included, whatever the cache and the cooldown say (for
-        ``jwt-wsgi check``); the cache is left alone.
+        ``jwt-wsgi check``); the cached keys are left alone.
 
         :returns: the JWK Set URL and how many of its keys are usable for the configured
             algorithms (a key usable for two of them counts twice).
