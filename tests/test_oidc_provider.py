@@ -154,10 +154,10 @@ def test_provider_tokens_verify_through_jwks_url(provider, alg):
 
 def test_provider_tokens_verify_through_providers(provider):
     both = {"issuer": provider.issuer, "audience": list(RESOURCES.values()), "algorithms": ["RS256", "ES256"]}
-    discovered = middleware_client(providers=[{**both, "sub_claim": "client_id"}])
+    discovered = middleware_client(providers=[{**both, "sub_claim": "email"}])
     listed = middleware_client(providers=[{**both, "jwks_url": provider.discovery()["jwks_uri"]}])
     for alg in RESOURCES:
-        assert user_of(discovered, provider.token(alg)) == CLIENT_ID
+        assert user_of(discovered, provider.token(alg)) == "robot@api.test"
         assert user_of(listed, provider.token(alg)) == CLIENT_ID
     # Next to the middleware's own logins, the token's iss picks the provider's keys.
     ours = middleware_client(secret="our-own-test-only-secret-0123456789-abcdefghijk", issuer="our-login",

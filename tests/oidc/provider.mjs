@@ -7,7 +7,7 @@
 // client credentials grant with a resource indicator (RFC 8707). Each resource is an API that
 // gets JWT access tokens (typ at+jwt, RFC 9068) with aud = the resource, signed with:
 //   https://api.test/rs256  -> RS256      https://api.test/es256  -> ES256
-// Scopes: "read write".
+// Scopes: "read write". Every token also carries email = robot@api.test.
 //
 // Key rotation on demand: POST /admin/rotate generates a new RSA and a new EC key and puts
 // them first (they sign from now on); the previous keys stay published for verification, as
@@ -69,6 +69,8 @@ function build(keys) {
         },
       },
     },
+    // A claim other than sub that names the caller (for the middleware's sub_claim).
+    extraTokenClaims: async () => ({ email: 'robot@api.test' }),
     ttl: { ClientCredentials: 300 },
   });
   return provider.callback();
