@@ -16,13 +16,16 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import jwt
 
 from . import __version__
 from .errors import ConfigurationError
 from .settings import ALGORITHMS, HMAC_ALGORITHMS, Settings, parse_duration
+
+if TYPE_CHECKING:
+    from .remote import RemoteKeySet
 
 PROG = "jwt-wsgi"
 
@@ -203,9 +206,30 @@ def cmd_check(args: argparse.Namespace) -> int:
         _fail(f"store {settings.public_view()['store']}: unreachable ({exc})")
     finally:
         middleware.store.close()
+    _check_remote_keys(middleware.keys.remotes)
     print(json.dumps(settings.public_view(), indent=2, sort_keys=True, default=str))
     print("configuration OK", file=sys.stderr)
     return 0
+
+
+def _check_remote_keys(remotes: Sequence[RemoteKeySet]) -> None:
+    """Fetch each remote JWK Set now (discovery included, within ``jwks_timeout``): a set-up whose
+    keys cannot be had is refused here rather than answering 503 to every request later."""
+    from .remote import FetchError
+
+    found = []
+    for remote in remotes:
+        source = "jwks_url" if remote.jwks_url else f"issuer {remote.issuer} (discovery)"
+        try:
+            url, usable = remote.probe()
+        except FetchError as exc:
+            _fail(f"{source}: {exc.url or remote.jwks_url or remote.issuer}: {exc.reason}")
+        if not usable:
+            _fail(f"{source}: {url}: no key in this JWK Set can verify {'/'.join(remote.algorithms)} "
+                  "(check algorithm against the provider's keys)")
+        found.append(f"{source}: {url}: {usable} usable key(s)")
+    for line in found:  # only once all are known good: an error stays the one line on stderr
+        print(line, file=sys.stderr)
 
 
 # -- keys -------------------------------------------------------------------------------------

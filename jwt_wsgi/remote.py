@@ -6,9 +6,13 @@ What can go wrong with a remote key set, and what this module does about it:
   set, in the worker process that received it, so gunicorn's master never fetches before it
   forks and no thread is ever started. A lock created in the parent is replaced in each child
   (``os.register_at_fork``), so a fork taken mid-fetch cannot leave a worker deadlocked.
-- **A token cannot make us fetch often.** A refetch happens when the cache's TTL is over, or for
-  a ``kid`` we do not know, but never twice within ``cooldown`` seconds per process, whatever
-  the tokens say: a flood of random ``kid`` values costs at most one fetch per window.
+- **A rotation at the issuer is picked up within seconds; a token still cannot make us fetch
+  often.** A refetch happens when the cache's TTL is over, or for a ``kid`` we do not know, but
+  never within ``cooldown`` seconds (default 5) of the end of the previous fetch, per process,
+  whatever the tokens say: a flood of random ``kid`` values costs at most one fetch per
+  ``cooldown`` seconds, and a token signed with a freshly published key waits at most that long.
+  Concurrent requests share one fetch (single flight): those that need it wait for the fetch
+  under way and use its result; those whose key is already cached do not wait for a TTL refresh.
 - **A slow or broken endpoint cannot hang a worker.** One deadline (``timeout``) covers
   discovery and the JWK Set together: connect, every read, the whole body. Redirects are not
   followed, bodies over ``max_bytes`` are refused, anything but ``200`` + a JSON JWK Set fails.
@@ -27,6 +31,7 @@ import json
 import logging
 import math
 import os
+import socket
 import ssl
 import threading
 import time
@@ -52,7 +57,15 @@ _OKP_CURVES = ("Ed25519", "Ed448")
 
 
 class FetchError(Exception):
-    """A fetch failed; the message is for logs (no token or secret is ever part of it)."""
+    """A fetch failed; the message is for logs (no token or secret is ever part of it).
+
+    :ivar url: the URL that failed (the discovery document or the JWK Set), when known.
+    """
+
+    def __init__(self, reason: str, url: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.url = url
 
 
 class _State(NamedTuple):
@@ -88,7 +101,8 @@ class RemoteKeySet:
         Discovery 1.0 §4: ``{issuer}/.well-known/openid-configuration`` -> ``jwks_uri``).
     :param ttl: seconds a fetched set is used before it is refreshed.
     :param timeout: seconds one refresh (discovery included) may take in all.
-    :param cooldown: at least this many seconds between two fetches.
+    :param cooldown: at least this many seconds from the end of one fetch to the start of the
+        next: how soon an unknown ``kid`` can be looked up again, and the bound on a flood.
     :param clock: monotonic seconds; injectable for tests.
     :param on_change: called after a refresh in which a key disappeared from the set (so that
         whatever was verified with it, and cached, can be forgotten).
@@ -102,7 +116,7 @@ class RemoteKeySet:
         issuer: str | None = None,
         ttl: float = 600.0,
         timeout: float = 3.0,
-        cooldown: float = 30.0,
+        cooldown: float = 5.0,
         max_bytes: int = MAX_BYTES,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[], None] | None = None,
@@ -123,6 +137,7 @@ class RemoteKeySet:
         self._accepted = frozenset(self.algorithms)
         self._state = _EMPTY
         self._next_fetch = -math.inf  # no fetch before this clock time (the cooldown)
+        self._generation = 0  # fetches started: a thread that waited sees whether one happened
         self._lock = threading.Lock()
         self._discovered: str | None = None
         self._tls: ssl.SSLContext | None = None
@@ -142,11 +157,14 @@ class RemoteKeySet:
             raise InvalidToken()
         state = self._state
         if state.expires <= self.clock():
-            state = self._refresh()
+            # The TTL is over: one thread refreshes; meanwhile the others go on with the keys
+            # they have (they wait only when there are none yet).
+            state = self._refresh(wait=not state.loaded)
         key = _find(state, kid, alg)
         if key is None:
-            # Perhaps the issuer rotated its keys: refetch, unless the cooldown says we just did.
-            state = self._refresh()
+            # Perhaps the issuer rotated its keys: refetch, or share the fetch under way, unless
+            # the cooldown says we just did.
+            state = self._refresh(wait=True)
             key = _find(state, kid, alg)
             if key is None:
                 raise InvalidToken()
@@ -157,32 +175,57 @@ class RemoteKeySet:
 
         Before the first fetch there is nothing to refresh (and nothing verified with it), so a
         token that never reaches a key lookup never causes a fetch. Failures keep the last set.
+        Never waits for a refresh another thread has under way.
         """
         state = self._state
         if state.loaded and state.expires <= self.clock():
-            self._refresh()
+            self._refresh(wait=False)
+
+    def probe(self) -> tuple[str, int]:
+        """Fetch now, discovery included, whatever the cache and the cooldown say (for
+        ``jwt-wsgi check``); the cached keys are left alone.
+
+        :returns: the JWK Set URL and how many of its keys are usable for the configured
+            algorithms (a key usable for two of them counts twice).
+        :raises FetchError: naming the URL that failed and why.
+        """
+        deadline = time.monotonic() + self.timeout
+        url = self.jwks_url or self._discover(deadline)
+        return url, len(self._parse(url, self._get_json(url, deadline)).prints)
 
     # -- refreshing ----------------------------------------------------------------------------
-    def _refresh(self) -> _State:
-        """A fresh state if the cooldown allows a fetch now, else the current one."""
-        # Another thread may be fetching: wait for it (bounded), then use what it found.
-        if not self._lock.acquire(timeout=self.timeout + 1.0):
+    def _refresh(self, *, wait: bool) -> _State:
+        """A fresh state if the cooldown allows a fetch now, else the current one.
+
+        Single flight: a thread that finds a fetch under way waits for it (``wait``, bounded)
+        and uses its result rather than fetching again; without ``wait`` it goes on at once.
+        """
+        generation = self._generation
+        acquired = self._lock.acquire(timeout=self.timeout + 1.0) if wait else self._lock.acquire(blocking=False)
+        if not acquired:
             return self._usable(self._state)
         try:
-            now = self.clock()
             state = self._state
+            if self._generation != generation:
+                return self._usable(state)  # another thread fetched while this one waited
+            now = self.clock()
             if now < self._next_fetch:
                 return self._usable(state)
+            self._generation += 1
             self._next_fetch = now + self.cooldown
             self.fetches += 1
             try:
                 fresh = self._fetch()
             except FetchError as exc:
-                log.warning("JWK Set fetch from %s failed (%s); %s", self._where(), exc,
+                self._next_fetch = max(self._next_fetch, self.clock() + self.cooldown)
+                log.warning("JWK Set fetch from %s failed (%s); %s", exc.url or self._where(), exc.reason,
                             "keeping the last good keys" if state.loaded else "no keys yet: answering 503")
                 # Stale-while-error: serve the last good set until the cooldown allows a retry.
                 self._state = state._replace(expires=self._next_fetch)
                 return self._usable(state)
+            # The cooldown counts from the end of the fetch: a slow endpoint is not asked again
+            # the moment it has answered.
+            self._next_fetch = max(self._next_fetch, self.clock() + self.cooldown)
             self._state = fresh._replace(expires=now + self.ttl)
             if state.prints - fresh.prints and self.on_change is not None:
                 self.on_change()  # a key was retired (or replaced) by the issuer
@@ -201,33 +244,43 @@ class RemoteKeySet:
     def _fetch(self) -> _State:
         deadline = time.monotonic() + self.timeout
         url = self.jwks_url or self._discovered or self._discover(deadline)
-        return parse_jwk_set(self._get_json(url, deadline), self.algorithms)
+        return self._parse(url, self._get_json(url, deadline))
+
+    def _parse(self, url: str, document: Any) -> _State:
+        try:
+            return parse_jwk_set(document, self.algorithms)
+        except FetchError as exc:
+            raise FetchError(exc.reason, url) from None
 
     def _discover(self, deadline: float) -> str:
         assert self.issuer is not None
-        document = self._get_json(self.issuer.rstrip("/") + "/.well-known/openid-configuration", deadline)
+        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        document = self._get_json(url, deadline)
         if not isinstance(document, dict):
-            raise FetchError("the OpenID configuration is not a JSON object")
+            raise FetchError("the OpenID configuration is not a JSON object", url)
         # OpenID Connect Discovery 1.0 §4.3: the document's issuer MUST equal the one we asked.
         if document.get("issuer") != self.issuer:
-            raise FetchError("the OpenID configuration names another issuer")
+            raise FetchError("the OpenID configuration names another issuer", url)
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str):
-            raise FetchError("the OpenID configuration has no jwks_uri")
+            raise FetchError("the OpenID configuration has no jwks_uri", url)
         try:
             check_url("jwks_uri", jwks_uri)
         except ConfigurationError:
-            raise FetchError("jwks_uri is not an https URL") from None
+            raise FetchError("its jwks_uri is not an https URL", url) from None
         self._discovered = jwks_uri
         return jwks_uri
 
     # -- HTTP ----------------------------------------------------------------------------------
     def _get_json(self, url: str, deadline: float) -> Any:
-        body = self._get(url, deadline)
+        try:
+            body = self._get(url, deadline)
+        except FetchError as exc:
+            raise FetchError(exc.reason, url) from None
         try:
             return json.loads(body)
         except (ValueError, RecursionError):
-            raise FetchError("the response is not JSON") from None
+            raise FetchError("the response is not JSON", url) from None
 
     def _get(self, url: str, deadline: float) -> bytes:
         """``GET url``: 200 only, no redirects, at most ``max_bytes``, done before ``deadline``."""
@@ -263,6 +316,12 @@ class RemoteKeySet:
             return bytes(body)
         except TimeoutError:
             raise FetchError(f"no complete answer within {self.timeout:g} s") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise FetchError(f"TLS certificate not trusted ({exc.verify_message})") from None
+        except ConnectionRefusedError:
+            raise FetchError("connection refused") from None
+        except socket.gaierror:
+            raise FetchError("host name not resolved") from None
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise FetchError(type(exc).__name__) from None
         finally:

@@ -544,7 +544,7 @@ class Settings:
     jwks_url: str | None = None
     jwks_cache_ttl: float = 600.0
     jwks_timeout: float = 3.0
-    jwks_cooldown: float = 30.0
+    jwks_cooldown: float = 5.0
     providers: tuple[Provider, ...] = ()
     issuer: str | None = None
     audience: str | tuple[str, ...] | None = None

@@ -41,8 +41,9 @@ class JWKSServer:
     """A JWK Set endpoint on 127.0.0.1 whose behaviour a test changes between requests.
 
     ``mode``: ``ok``, ``fail`` (500), ``slow`` (no answer until released), ``drip`` (headers, then
-    a byte every 0.2 s), ``junk`` (not JSON), ``not-a-set``, ``huge`` (50 MiB announced),
-    ``huge-no-length`` (streams without Content-Length), ``redirect-file``, ``redirect-here``.
+    a byte every 0.2 s), ``gated`` (answers once ``gate`` is set), ``junk`` (not JSON),
+    ``not-a-set``, ``huge`` (50 MiB announced), ``huge-no-length`` (streams without
+    Content-Length), ``redirect-file``, ``redirect-here``.
     """
 
     def __init__(self) -> None:
@@ -54,6 +55,7 @@ class JWKSServer:
         self.connections = 0
         self.received = threading.Event()  # set when a request arrives
         self.release = threading.Event()  # set at teardown: slow handlers give up
+        self.gate = threading.Event()  # mode "gated": the answer waits for it
         self._lock = threading.Lock()
         outer = self
 
@@ -120,6 +122,9 @@ class JWKSServer:
             while not self.release.wait(0.2):
                 handler.wfile.write(b" ")
                 handler.wfile.flush()
+        elif mode == "gated":  # answers normally once the test opens the gate
+            if self.gate.wait(30):
+                self._send(handler, 200, json.dumps({"keys": self.keys}).encode(), "application/jwk-set+json")
         elif mode == "junk":
             self._send(handler, 200, b"<html>not a key set</html>")
         elif mode == "not-a-set":
@@ -159,6 +164,7 @@ class JWKSServer:
 
     def stop(self) -> None:
         self.release.set()
+        self.gate.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -344,18 +350,26 @@ def _random_kid_token(idp: Issuer) -> str:
 
 
 def test_random_kid_flood_costs_one_fetch_per_cooldown_window(jwks_server):
-    """Catalogue R10: 200 requests with random kids, cold cache, default cooldown (30 s)."""
+    """200 requests with random kids on a cold cache, the clock standing still: one fetch. The
+    bound is the default ``jwks_cooldown`` (5 s): one more window, one more fetch at most."""
     idp = Issuer()
     jwks_server.keys = [idp.jwk]
     client = remote_client(jwks_server)
-    started = time.monotonic()
+    clock = FakeClock()
+    client.middleware.keys.remote.clock = clock
+    assert client.middleware.settings.jwks_cooldown == 5
     for _ in range(200):
         assert status(client, _random_kid_token(idp)) == 401
-    elapsed = time.monotonic() - started
-    assert elapsed < 30  # the whole flood fits in one window ...
-    assert jwks_server.fetches == 1  # ... so it cost exactly one fetch (the first)
+    assert jwks_server.fetches == 1  # the first; every later unknown kid is within the cooldown
     assert status(client, idp.mint()) == 200
+    clock.advance(4.9)
+    for _ in range(50):
+        assert status(client, _random_kid_token(idp)) == 401
     assert jwks_server.fetches == 1
+    clock.advance(0.2)
+    for _ in range(50):
+        assert status(client, _random_kid_token(idp)) == 401
+    assert jwks_server.fetches == 2
 
 
 def test_random_kid_flood_from_many_threads_costs_one_fetch(jwks_server):
@@ -363,6 +377,7 @@ def test_random_kid_flood_from_many_threads_costs_one_fetch(jwks_server):
     jwks_server.keys = [idp.jwk]
     client = remote_client(jwks_server)
     middleware = client.middleware
+    middleware.keys.remote.clock = FakeClock()
     results: list[int] = []
     lock = threading.Lock()
 
@@ -390,11 +405,11 @@ def test_flood_over_simulated_time_stays_within_one_fetch_per_window(jwks_server
     client.middleware.keys.remote.clock = clock
     for _ in range(200):
         assert status(client, _random_kid_token(idp)) == 401
-        clock.advance(0.5)  # 200 requests over 100 simulated seconds: 4 windows of 30 s
-    assert 1 < jwks_server.fetches <= 4
+        clock.advance(0.5)  # 200 requests over 100 simulated seconds: 20 windows of 5 s
+    assert jwks_server.fetches == 20
 
 
-def test_rotation_at_the_provider_is_picked_up_after_the_cooldown(jwks_server):
+def test_rotation_at_the_provider_is_picked_up_within_the_cooldown(jwks_server):
     old, new = Issuer(), Issuer()
     jwks_server.keys = [old.jwk]
     client = remote_client(jwks_server)
@@ -403,11 +418,11 @@ def test_rotation_at_the_provider_is_picked_up_after_the_cooldown(jwks_server):
     assert status(client, old.mint()) == 200
     # The provider rotates: publishes the new key next to the old one, signs with the new one.
     jwks_server.keys = [new.jwk, old.jwk]
-    clock.advance(5)
-    assert status(client, new.mint()) == 401  # within the cooldown: no fetch yet
+    clock.advance(1)
+    assert status(client, new.mint()) == 401  # a second after the last fetch: not yet
     assert jwks_server.fetches == 1
-    clock.advance(30)
-    assert status(client, new.mint()) == 200  # unknown kid after the cooldown: one refetch
+    clock.advance(4)
+    assert status(client, new.mint()) == 200  # unknown kid, 5 s after the last fetch: one refetch
     assert status(client, old.mint()) == 200
     assert jwks_server.fetches == 2
     # The old key is retired at the provider: gone from our key cache after the TTL (10 min),
@@ -421,6 +436,62 @@ def test_rotation_at_the_provider_is_picked_up_after_the_cooldown(jwks_server):
     assert status(client, seen_before) == 401
     assert status(client, new.mint(jti="x3")) == 200
     assert jwks_server.fetches == 3
+
+
+def _in_threads(client: BufferedClient, tokens: list[str]) -> tuple[list[threading.Thread], list[int]]:
+    codes: list[int] = []
+
+    def call(token: str) -> None:
+        code = BufferedClient(client.middleware).get("/api/me", headers=bearer(token)).status_code
+        codes.append(code)
+
+    threads = [threading.Thread(target=call, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    return threads, codes
+
+
+def test_concurrent_requests_for_a_new_key_share_one_fetch(jwks_server):
+    """Single flight: while one request fetches for a new kid, the others with that kid wait for
+    that fetch and use its result, even when the fetch outlasts the cooldown."""
+    old, new = Issuer(), Issuer()
+    jwks_server.keys = [old.jwk]
+    client = remote_client(jwks_server, jwks_timeout=10)
+    clock = FakeClock()
+    client.middleware.keys.remote.clock = clock
+    assert status(client, old.mint()) == 200
+    jwks_server.keys = [new.jwk, old.jwk]
+    jwks_server.mode = "gated"
+    jwks_server.received.clear()
+    clock.advance(10)
+    threads, codes = _in_threads(client, [new.mint(jti=f"t{i}") for i in range(6)])
+    assert jwks_server.received.wait(5)  # one of them is fetching; the gate holds the answer
+    clock.advance(60)  # the fetch takes "a minute", far longer than the cooldown
+    jwks_server.gate.set()
+    for thread in threads:
+        thread.join(15)
+    assert codes == [200] * 6
+    assert jwks_server.fetches == 2
+
+
+def test_a_ttl_refresh_under_way_does_not_hold_up_requests_with_cached_keys(jwks_server):
+    idp = Issuer()
+    jwks_server.keys = [idp.jwk]
+    client = remote_client(jwks_server, jwks_timeout=10)
+    clock = FakeClock()
+    client.middleware.keys.remote.clock = clock
+    assert status(client, idp.mint()) == 200
+    jwks_server.mode = "gated"
+    jwks_server.received.clear()
+    clock.advance(601)  # the TTL is over: the next request refreshes, and the gate holds it
+    (refreshing,), codes = _in_threads(client, [idp.mint(jti="refreshing")])
+    assert jwks_server.received.wait(5)
+    for index in range(5):  # answered from the cached keys while that fetch is under way
+        assert status(client, idp.mint(jti=f"other-{index}")) == 200
+    assert refreshing.is_alive()  # still held at the gate: nobody waited for it
+    jwks_server.gate.set()
+    refreshing.join(15)
+    assert codes == [200] and jwks_server.fetches == 2
 
 
 # -- a slow, broken or hostile endpoint ---------------------------------------------------------------
@@ -520,13 +591,13 @@ def test_no_keys_yet_is_503_and_retried_after_the_cooldown(jwks_server):
     clock = FakeClock()
     client.middleware.keys.remote.clock = clock
     response = client.get("/api/me", headers=bearer(idp.mint()))
-    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     assert "WWW-Authenticate" not in response.headers
     jwks_server.mode = "ok"
-    clock.advance(10)
+    clock.advance(4)
     assert status(client, idp.mint()) == 503
     assert jwks_server.fetches == 1
-    clock.advance(21)
+    clock.advance(1)
     assert status(client, idp.mint()) == 200
     assert jwks_server.fetches == 2
 
@@ -773,3 +844,80 @@ def login_http(base_url: str) -> str:
     from .servers import login as server_login
 
     return str(server_login(base_url, "alice", ALICE_PASSWORD)["access_token"])
+
+
+# -- jwt-wsgi check fetches what it will need --------------------------------------------------------
+def _check(tmp_path: Path, config: str) -> Any:
+    from .test_cli import run
+
+    path = tmp_path / "remote.toml"
+    path.write_text(f'store = "sqlite:///{tmp_path / "store.db"}"\n' + config)
+    return run("check", "--config", str(path), cwd=tmp_path, secret=None)
+
+
+def _discovery_config(issuer: str, algorithm: str = "RS256") -> str:
+    return f'algorithm = "{algorithm}"\nissuer = "{issuer}"\naudience = "{AUD}"\nprotect = ["/api"]\n'
+
+
+def test_check_fetches_the_discovery_document_and_the_jwk_set(tmp_path, jwks_server):
+    from .test_cli import ok
+
+    jwks_server.keys = [Issuer().jwk, Issuer().jwk]
+    result = ok(_check(tmp_path, _discovery_config(jwks_server.base)))
+    assert f"issuer {jwks_server.base} (discovery): {jwks_server.url()}: 2 usable key(s)" in result.stderr
+    assert jwks_server.hits["/.well-known/openid-configuration"] == 1 and jwks_server.fetches == 1
+    assert json.loads(result.stdout)["issuer"] == jwks_server.base
+
+
+def test_check_refuses_a_discovery_issuer_that_cannot_be_reached(tmp_path):
+    from .test_cli import assert_user_error
+
+    issuer = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    line = assert_user_error(_check(tmp_path, _discovery_config(issuer)), "connection refused")
+    assert f"{issuer}/.well-known/openid-configuration" in line
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        pytest.param({"mode": "fail"}, "HTTP 500", id="jwk-set-500"),
+        pytest.param({"mode": "junk"}, "not JSON", id="jwk-set-not-json"),
+        pytest.param({"mode": "not-a-set"}, "not a JWK Set", id="not-a-jwk-set"),
+        pytest.param({"mode": "redirect-here"}, "HTTP 302", id="jwk-set-redirects"),
+        pytest.param({"discovery_issuer": "https://another.test"}, "names another issuer", id="another-issuer"),
+        pytest.param({"jwks_uri": "http://jwks.example.com/keys"}, "not an https URL", id="jwks-uri-plain-http"),
+    ],
+)
+def test_check_refuses_a_discovery_set_up_it_cannot_use(tmp_path, jwks_server, setup, reason):
+    from .test_cli import assert_user_error
+
+    jwks_server.keys = [Issuer().jwk]
+    for name, value in setup.items():
+        setattr(jwks_server, name, value)
+    line = assert_user_error(_check(tmp_path, _discovery_config(jwks_server.base)), reason)
+    failing = jwks_server.url() if "mode" in setup else jwks_server.url("/.well-known/openid-configuration")
+    assert failing in line
+
+
+def test_check_refuses_a_jwk_set_without_a_key_for_the_algorithm(tmp_path, jwks_server):
+    from .test_cli import assert_user_error
+
+    jwks_server.keys = [Issuer().jwk]  # RSA only
+    line = assert_user_error(_check(tmp_path, _discovery_config(jwks_server.base, "ES256")), "no key")
+    assert "ES256" in line and jwks_server.url() in line
+
+
+def test_check_fetches_jwks_url_and_each_provider(tmp_path, jwks_server):
+    from .test_cli import assert_user_error, ok
+
+    jwks_server.keys = [Issuer().jwk]
+    own = (f'algorithm = "RS256"\njwks_url = "{jwks_server.url()}"\nissuer = "{ISS}"\naudience = "{AUD}"\n'
+           'protect = ["/api"]\n')
+    assert f"jwks_url: {jwks_server.url()}: 1 usable key(s)" in ok(_check(tmp_path, own)).stderr
+    down = f"http://127.0.0.1:{free_port()}"
+    providers = (f'{own}\n[[providers]]\nissuer = "{jwks_server.base}"\naudience = "{AUD}"\n\n'
+                 f'[[providers]]\nissuer = "{down}"\naudience = "{AUD}"\n')
+    line = assert_user_error(_check(tmp_path, providers), "connection refused")
+    assert f"issuer {down} (discovery): {down}/.well-known/openid-configuration" in line
+    jwks_server.mode = "fail"
+    assert_user_error(_check(tmp_path, own), f"jwks_url: {jwks_server.url()}: HTTP 500")

@@ -419,7 +419,7 @@ def _pem(tmp_path: Path, make: Any = _rsa, name: str = "k") -> tuple[str, str]:
         pytest.param({"jwks_url": "https://idp.example/jwks", "algorithm": "RS256", "issuer": "i", "audience": "a",
                       "jwks_timeout": 30}, "jwks_timeout", "10 seconds", id="jwks-timeout-too-long"),
         pytest.param({"secret": SECRET, "jwks_cooldown": 0}, "jwks_cooldown", "1 second", id="no-cooldown"),
-        pytest.param({"secret": SECRET, "jwks_cache_ttl": "5s"}, "jwks_cache_ttl", "jwks_cooldown",
+        pytest.param({"secret": SECRET, "jwks_cache_ttl": "2s"}, "jwks_cache_ttl", "jwks_cooldown",
                      id="ttl-below-cooldown"),
         pytest.param({"providers": [{"issuer": "https://idp.example"}]}, "providers", "audience",
                      id="provider-without-audience"),
