@@ -6,7 +6,7 @@ import functools
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from .errors import AuthError, InsufficientScope, MissingToken
@@ -248,14 +248,22 @@ def django_response(status: str, headers: Iterable[tuple[str, str]], body: bytes
     return response
 
 
-def guard(view: F, decide: Callable[[_Call], AuthError | None]) -> F:
-    """Wrap ``view`` (sync or ``async def``) so that ``decide`` runs first; refusals are answered."""
+def guard(
+    view: F,
+    decide: Callable[[_Call], AuthError | None],
+    adecide: Callable[[_Call], Awaitable[AuthError | None]] | None = None,
+) -> F:
+    """Wrap ``view`` (sync or ``async def``) so that ``decide`` runs first; refusals are answered.
+
+    :param adecide: what an ``async def`` view awaits instead of ``decide`` (when deciding may
+        touch a database, say).
+    """
     if inspect.iscoroutinefunction(view):
 
         @functools.wraps(view)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             call = _Call(args)
-            error = decide(call)
+            error = decide(call) if adecide is None else await adecide(call)
             if error is not None:
                 return call.refuse(error)
             return await view(*args, **kwargs)

@@ -1,0 +1,237 @@
+"""jwt_wsgi.contrib.django in-process: a Django project (this module is its URLconf) behind the middleware.
+
+Django is configured once for the whole test process (settings.configure): no other test module
+configures Django in-process; examples/django_app is tested under gunicorn (test_example_django).
+"""
+
+from __future__ import annotations
+
+import time
+
+import django
+import pytest
+from django.conf import settings
+
+if not settings.configured:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="test-only-django-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # TEST-ONLY
+        ALLOWED_HOSTS=["localhost"],
+        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes"],
+        MIDDLEWARE=["jwt_wsgi.contrib.django.JWTUserMiddleware"],
+        AUTHENTICATION_BACKENDS=["jwt_wsgi.contrib.django.JWTBackend"],
+        ROOT_URLCONF=__name__,
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # TEST-ONLY: fast
+        USE_TZ=True,
+    )
+    django.setup()
+
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.http import JsonResponse  # noqa: E402
+from django.test import override_settings  # noqa: E402
+from django.urls import path  # noqa: E402
+from django.utils.decorators import method_decorator  # noqa: E402
+from django.views import View  # noqa: E402
+
+import jwt_wsgi  # noqa: E402
+from jwt_wsgi import JWTMiddleware  # noqa: E402
+from jwt_wsgi.contrib.django import current_claims, requires  # noqa: E402
+
+from .conftest import SECRET, BufferedClient, bearer, mint  # noqa: E402
+
+
+# -- the project ---------------------------------------------------------------------------------
+def describe(request):
+    user = request.user
+    return JsonResponse({"user": user.get_username(), "authenticated": user.is_authenticated, "id": user.pk,
+                         "claims": request.jwt_claims, "same": current_claims(request) is request.jwt_claims})
+
+
+@requires("admin")
+def admin(request):
+    return JsonResponse({"admin": request.user.get_username()})
+
+
+@requires(any_role=["editor", "admin"], roles_claim="groups")
+def editors(request, page):
+    return JsonResponse({"page": page, "editor": request.user.get_username()})
+
+
+@requires("read")
+async def read_async(request):
+    return JsonResponse({"async": True})
+
+
+@method_decorator(requires("write"), name="dispatch")
+class WriteView(View):
+    def get(self, request):
+        return JsonResponse({"cbv": request.user.get_username()})
+
+
+class MethodView(View):
+    @requires(check=lambda claims: claims.get("tenant") == "acme")
+    def get(self, request):
+        return JsonResponse({"tenant": "acme"})
+
+
+@jwt_wsgi.requires("admin")  # the framework-neutral decorator, no Django glue
+def generic_admin(request):
+    return JsonResponse({"generic": True})
+
+
+urlpatterns = [
+    path("whoami", describe),
+    path("open/admin", admin),
+    path("open/generic", generic_admin),
+    path("api/me", describe),
+    path("api/admin", admin),
+    path("api/pages/<int:page>", editors),
+    path("api/async", read_async),
+    path("api/write", WriteView.as_view()),
+    path("api/tenant", MethodView.as_view()),
+]
+
+
+@pytest.fixture(scope="module")
+def database():
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+@pytest.fixture
+def make_django(database):
+    def make(**options):
+        options.setdefault("secret", SECRET)
+        options.setdefault("protect", ["/api"])
+        return BufferedClient(JWTMiddleware(WSGIHandler(), **options))
+
+    return make
+
+
+@pytest.fixture
+def dj(make_django):
+    return make_django()
+
+
+def user(name, **fields):
+    return User.objects.create_user(name, password=None, **fields)
+
+
+# -- request.user --------------------------------------------------------------------------------
+def test_no_token_is_anonymous(dj):
+    response = dj.get("/whoami")
+    assert response.json == {"user": "", "authenticated": False, "id": None, "claims": None, "same": True}
+
+
+def test_known_user_is_request_user(dj):
+    known = user("dj-alice")
+    response = dj.get("/api/me", headers=bearer(mint(sub="dj-alice", scope="read")))
+    assert response.status_code == 200
+    body = response.json
+    assert (body["user"], body["authenticated"], body["id"]) == ("dj-alice", True, known.pk)
+    assert body["claims"]["scope"] == "read" and body["same"] is True
+    # Outside protect, a valid token still makes the user known (optional authentication).
+    assert dj.get("/whoami", headers=bearer(mint(sub="dj-alice"))).json["id"] == known.pk
+
+
+def test_unknown_subject_stays_anonymous_by_default(dj):
+    response = dj.get("/api/me", headers=bearer(mint(sub="dj-nobody", scope="admin")))
+    assert response.status_code == 200
+    assert response.json["authenticated"] is False and response.json["claims"]["sub"] == "dj-nobody"
+    assert not User.objects.filter(username="dj-nobody").exists()
+    # requires() refuses a token whose subject has no Django user.
+    refused = dj.get("/api/admin", headers=bearer(mint(sub="dj-nobody", scope="admin")))
+    assert refused.status_code == 401
+    assert refused.json == {"error": "user_not_found", "message": "The token's user is unknown or inactive"}
+    assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+
+
+def test_create_users_setting_creates_once(dj):
+    token = bearer(mint(sub="dj-new", scope="read"))
+    with override_settings(JWT_WSGI_CREATE_USERS=True):
+        first = dj.get("/api/me", headers=token).json
+        second = dj.get("/api/me", headers=token).json
+    assert first["authenticated"] is True and first["id"] == second["id"]
+    created = User.objects.get(username="dj-new")
+    assert created.pk == first["id"]
+    assert not created.has_usable_password()  # tokens only: no password can sign it in
+
+
+def test_inactive_user_is_refused(dj):
+    user("dj-gone", is_active=False)
+    token = bearer(mint(sub="dj-gone", scope="admin"))
+    assert dj.get("/api/me", headers=token).json["authenticated"] is False
+    with override_settings(JWT_WSGI_CREATE_USERS=True):
+        assert dj.get("/api/admin", headers=token).status_code == 401
+
+
+# -- requires() on Django views ------------------------------------------------------------------------
+def test_requires_answers_401_and_403_itself(dj):
+    user("dj-root")
+    user("dj-reader")
+    missing = dj.get("/open/admin")  # not under protect: the view itself refuses
+    assert missing.status_code == 401
+    assert missing.json == {"error": "missing_token", "message": "Authentication required"}
+    assert missing.headers["WWW-Authenticate"] == 'Bearer realm="jwt_wsgi"'
+    assert missing.headers["Cache-Control"] == "no-store"
+
+    forbidden = dj.get("/api/admin", headers=bearer(mint(sub="dj-reader", scope="read")))
+    assert forbidden.status_code == 403
+    assert forbidden.json["error"] == "insufficient_scope"
+    assert forbidden.headers["WWW-Authenticate"] == (
+        'Bearer realm="jwt_wsgi", error="insufficient_scope", '
+        'error_description="The token does not grant the required scope", scope="admin"'
+    )
+    assert dj.get("/api/admin", headers=bearer(mint(sub="dj-root", scope="admin"))).json == {"admin": "dj-root"}
+
+
+def test_requires_uses_the_middlewares_error_format(make_django):
+    client = make_django(error_format="problem")
+    response = client.get("/open/admin")
+    assert response.status_code == 401
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json["code"] == "missing_token"
+
+
+def test_roles_async_and_class_based_views(dj):
+    user("dj-editor")
+    editor = bearer(mint(sub="dj-editor", groups=["editor"], scope="read"))
+    assert dj.get("/api/pages/3", headers=editor).json == {"page": 3, "editor": "dj-editor"}
+    roles_claim = dj.get("/api/pages/3", headers=bearer(mint(sub="dj-editor", roles=["editor"])))
+    assert roles_claim.status_code == 403  # read from groups only
+    assert dj.get("/api/async", headers=editor).json == {"async": True}
+    assert dj.get("/api/async", headers=bearer(mint(sub="dj-editor"))).status_code == 403
+    assert dj.get("/api/write", headers=editor).status_code == 403
+    assert dj.get("/api/write", headers=bearer(mint(sub="dj-editor", scope="write"))).json == {"cbv": "dj-editor"}
+    assert dj.get("/api/tenant", headers=bearer(mint(sub="dj-editor", tenant="acme"))).json == {"tenant": "acme"}
+    assert dj.get("/api/tenant", headers=editor).status_code == 403
+
+
+def test_generic_requires_on_a_django_view_is_not_a_500(dj):
+    # Before: InsufficientScope escaped the view and Django answered 500.
+    missing = dj.get("/open/generic")
+    assert missing.status_code == 401 and missing.json["error"] == "missing_token"
+    forbidden = dj.get("/open/generic", headers=bearer(mint(scope="read")))
+    assert forbidden.status_code == 403 and 'error="insufficient_scope"' in forbidden.headers["WWW-Authenticate"]
+    assert dj.get("/open/generic", headers=bearer(mint(scope="admin"))).json == {"generic": True}
+
+
+def test_expired_token_never_reaches_django(dj):
+    now = int(time.time())
+    response = dj.get("/api/me", headers=bearer(mint(sub="dj-alice", iat=now - 7200, exp=now - 3600)))
+    assert response.status_code == 401 and response.json["error"] == "token_expired"
+
+
+def test_middleware_without_backend_fails_at_start_up(database):
+    with override_settings(AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.ModelBackend"]):
+        with pytest.raises(ImproperlyConfigured, match="JWTBackend"):
+            WSGIHandler()
+
+
+def test_django_requires_rejects_a_class():
+    with pytest.raises(TypeError, match="method_decorator"):
+        requires("a")(WriteView)
