@@ -1,0 +1,1 @@
+"""A minimal Django project behind jwt_wsgi (see wsgi.py)."""
