@@ -30,7 +30,11 @@ __all__ = ["JWTPlugin", "current_claims", "current_user", "requires"]
 
 
 class JWTPlugin:
-    """Turns an :class:`AuthError` raised by a route callback into an HTTP response."""
+    """Turns an :class:`AuthError` raised by a route callback into an HTTP response.
+
+    :func:`requires` needs no plugin (it raises ``bottle.HTTPResponse`` by itself); this is for
+    the errors your own code raises.
+    """
 
     name = "jwt_wsgi"
     api = 2

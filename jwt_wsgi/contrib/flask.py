@@ -32,7 +32,11 @@ __all__ = ["protect", "init_app", "current_claims", "current_user", "requires"]
 
 
 def init_app(app: Flask) -> None:
-    """Answer an :class:`AuthError` raised in a view (by ``requires``) in the middleware's format."""
+    """Answer an :class:`AuthError` raised in a view in the middleware's format.
+
+    :func:`requires` needs no glue (it answers Flask's way by itself); this handler is for the
+    errors your own code raises (``raise InsufficientScope(("admin",))``).
+    """
 
     def handle(error: AuthError) -> Response:
         status, headers, body = render_error(request.environ, error)
