@@ -235,3 +235,20 @@ def test_middleware_without_backend_fails_at_start_up(database):
 def test_django_requires_rejects_a_class():
     with pytest.raises(TypeError, match="method_decorator"):
         requires("a")(WriteView)
+
+
+def test_a_token_is_not_a_failed_sign_in(dj):
+    # Lock-out tools count user_login_failed; an API call with an unknown subject is not one.
+    from django.contrib.auth.signals import user_login_failed
+
+    fired = []
+
+    def receiver(**kwargs):
+        fired.append(kwargs)
+
+    user_login_failed.connect(receiver)
+    try:
+        assert dj.get("/api/me", headers=bearer(mint(sub="dj-stranger"))).json["authenticated"] is False
+    finally:
+        user_login_failed.disconnect(receiver)
+    assert fired == []

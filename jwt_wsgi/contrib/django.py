@@ -100,8 +100,10 @@ class JWTBackend(RemoteUserBackend):  # type: ignore[misc]
         return user
 
 
-def _user(request: Any, claims: dict[str, Any]) -> Any:
-    user = auth.authenticate(request, jwt_claims=claims)
+def _user(backend: JWTBackend, request: Any, claims: dict[str, Any]) -> Any:
+    # The backend directly, not auth.authenticate(): a token is not a sign-in attempt, and an
+    # unknown subject must not fire user_login_failed (lock-out counters listen to it).
+    user = backend.authenticate(request, jwt_claims=claims)
     if user is None:
         log.info("token subject has no active Django user")
         return AnonymousUser()
@@ -124,18 +126,20 @@ class JWTUserMiddleware:
     async_capable: ClassVar[bool] = False
 
     def __init__(self, get_response: Callable[[Any], Any]) -> None:
-        if not any(isinstance(backend, JWTBackend) for backend in auth.get_backends()):
+        backends = [backend for backend in auth.get_backends() if isinstance(backend, JWTBackend)]
+        if not backends:
             raise ImproperlyConfigured(
                 "jwt_wsgi.contrib.django.JWTUserMiddleware needs 'jwt_wsgi.contrib.django.JWTBackend' "
                 "(or a subclass) in AUTHENTICATION_BACKENDS"
             )
+        self.backend: JWTBackend = backends[0]
         self.get_response = get_response
 
     def __call__(self, request: Any) -> Any:
         claims = get_claims(request.META)
         setattr(request, CLAIMS_ATTRIBUTE, claims)
         if claims is not None:
-            request.user = SimpleLazyObject(lambda: _user(request, claims))
+            request.user = SimpleLazyObject(lambda: _user(self.backend, request, claims))
         elif not hasattr(request, "user"):
             request.user = AnonymousUser()
         return self.get_response(request)
