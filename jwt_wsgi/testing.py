@@ -56,18 +56,21 @@ class TokenFactory:
     ``iat``, ``exp``, ``jti``, ``type``, and ``iss``/``aud`` when configured), signed with the
     middleware's active key (``kid`` included).
 
-    :param target: a :class:`~jwt_wsgi.JWTMiddleware` (Flask: what
-        :func:`jwt_wsgi.contrib.flask.protect` returns, or ``app.wsgi_app``), or
+    :param target: a :class:`~jwt_wsgi.JWTMiddleware` (Flask: the app after
+        :func:`jwt_wsgi.contrib.flask.protect`, or ``app.wsgi_app``), or
         :class:`~jwt_wsgi.Settings` (a middleware is built from them, in front of an empty app).
     :param clock: seconds since the epoch, for tokens relative to a clock of your own.
     """
 
-    def __init__(self, target: JWTMiddleware | Settings, *, clock: Any = time.time) -> None:
+    def __init__(self, target: JWTMiddleware | Settings | Any, *, clock: Any = time.time) -> None:
         from .middleware import JWTMiddleware
         from .settings import Settings
 
         if isinstance(target, Settings):
             target = JWTMiddleware(_no_app, target)
+        wrapped = getattr(target, "wsgi_app", None)  # a Flask app after protect()
+        if isinstance(wrapped, JWTMiddleware):
+            target = wrapped
         if not isinstance(target, JWTMiddleware):
             raise TypeError(f"{_OVERRIDE}; got {type(target).__name__}")
         if target.issuer is None:

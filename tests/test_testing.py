@@ -192,6 +192,12 @@ def test_flask_readme_example(pytester: pytest.Pytester) -> None:
         @pytest.fixture
         def jwt_middleware():
             return app.wsgi_app      # the JWTMiddleware protect() put in front of Flask
+
+
+        @pytest.fixture
+        def app_tokens():
+            from jwt_wsgi.testing import TokenFactory
+            return TokenFactory(app)     # the Flask app itself will do
     """)
     pytester.makepyfile(test_api="""
         from myapp import app
@@ -204,8 +210,12 @@ def test_flask_readme_example(pytester: pytest.Pytester) -> None:
             assert client.get("/api/admin", headers=jwt_tokens.headers(scopes=["read"])).status_code == 403
             assert client.get("/api/admin", headers=jwt_tokens.headers(scopes=["admin"])).status_code == 200
             assert client.get("/api/me", headers=jwt_tokens.headers(jwt_tokens.expired())).status_code == 401
+
+
+        def test_factory_from_the_flask_app(app_tokens):
+            assert app.test_client().get("/api/me", headers=app_tokens.headers(sub="bob")).json == {"user": "bob"}
     """)
-    run(pytester).assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=2)
 
 
 def test_django_readme_example(pytester: pytest.Pytester) -> None:
