@@ -1,7 +1,10 @@
 """jwt_wsgi.contrib.django in-process: a Django project (this module is its URLconf) behind the middleware.
 
-Django is configured once for the whole test process (settings.configure): no other test module
-configures Django in-process; examples/django_app is tested under gunicorn (test_example_django).
+Django is configured once per process. The router differential tests (tests/routers/django_app.py)
+configure it too, on first use, unless it already is: this module configures it at import, for
+both, with their URLconf as ROOT_URLCONF; the handlers built here route with this module's own
+(request.urlconf, set by their first middleware). examples/django_app runs under gunicorn only
+(tests/test_example_django.py).
 """
 
 from __future__ import annotations
@@ -16,15 +19,16 @@ if not settings.configured:
     settings.configure(
         DEBUG=False,
         SECRET_KEY="test-only-django-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # TEST-ONLY
-        ALLOWED_HOSTS=["localhost"],
+        ALLOWED_HOSTS=["*"],
         INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes"],
-        MIDDLEWARE=["jwt_wsgi.contrib.django.JWTUserMiddleware"],
+        MIDDLEWARE=[],
         AUTHENTICATION_BACKENDS=["jwt_wsgi.contrib.django.JWTBackend"],
-        ROOT_URLCONF=__name__,
+        ROOT_URLCONF="tests.routers.django_app",
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # TEST-ONLY: fast
         USE_TZ=True,
+        LOGGING_CONFIG=None,
     )
     django.setup()
 
@@ -102,12 +106,31 @@ def database():
     call_command("migrate", verbosity=0, interactive=False)
 
 
+def this_urlconf(get_response):
+    """Route with this module's urlpatterns, whatever ROOT_URLCONF says."""
+
+    def middleware(request):
+        request.urlconf = __name__
+        return get_response(request)
+
+    return middleware
+
+
+MIDDLEWARE = [f"{__name__}.this_urlconf", "jwt_wsgi.contrib.django.JWTUserMiddleware"]
+
+
+def handler():
+    """Django's WSGI handler with this project's middleware (loaded when the handler is built)."""
+    with override_settings(MIDDLEWARE=MIDDLEWARE):
+        return WSGIHandler()
+
+
 @pytest.fixture
 def make_django(database):
     def make(**options):
         options.setdefault("secret", SECRET)
         options.setdefault("protect", ["/api"])
-        return BufferedClient(JWTMiddleware(WSGIHandler(), **options))
+        return BufferedClient(JWTMiddleware(handler(), **options))
 
     return make
 
@@ -229,7 +252,7 @@ def test_expired_token_never_reaches_django(dj):
 def test_middleware_without_backend_fails_at_start_up(database):
     with override_settings(AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.ModelBackend"]):
         with pytest.raises(ImproperlyConfigured, match="JWTBackend"):
-            WSGIHandler()
+            handler()
 
 
 def test_django_requires_rejects_a_class():
