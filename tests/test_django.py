@@ -43,7 +43,7 @@ from django.utils.decorators import method_decorator  # noqa: E402
 from django.views import View  # noqa: E402
 
 import jwt_wsgi  # noqa: E402
-from jwt_wsgi import JWTMiddleware  # noqa: E402
+from jwt_wsgi import InsufficientScope, JWTMiddleware, MissingToken  # noqa: E402
 from jwt_wsgi.contrib.django import current_claims, requires  # noqa: E402
 
 from .conftest import SECRET, BufferedClient, bearer, mint  # noqa: E402
@@ -83,6 +83,14 @@ class MethodView(View):
         return JsonResponse({"tenant": "acme"})
 
 
+def raises(request):
+    if request.GET.get("why") == "scope":
+        raise InsufficientScope(("billing",))
+    if request.GET.get("why") == "token":
+        raise MissingToken()
+    raise ValueError("an application bug stays a 500")
+
+
 @jwt_wsgi.requires("admin")  # the framework-neutral decorator, no Django glue
 def generic_admin(request):
     return JsonResponse({"generic": True})
@@ -92,6 +100,7 @@ urlpatterns = [
     path("whoami", describe),
     path("open/admin", admin),
     path("open/generic", generic_admin),
+    path("open/raises", raises),
     path("api/me", describe),
     path("api/admin", admin),
     path("api/pages/<int:page>", editors),
@@ -275,3 +284,12 @@ def test_a_token_is_not_a_failed_sign_in(dj):
     finally:
         user_login_failed.disconnect(receiver)
     assert fired == []
+
+
+def test_auth_errors_raised_by_a_view_are_answered(dj):
+    scope = dj.get("/open/raises?why=scope")
+    assert scope.status_code == 403 and scope.json["error"] == "insufficient_scope"
+    assert scope.headers["WWW-Authenticate"].endswith('scope="billing"')
+    token = dj.get("/open/raises?why=token")
+    assert token.status_code == 401 and token.headers["WWW-Authenticate"] == 'Bearer realm="jwt_wsgi"'
+    assert dj.get("/open/raises").status_code == 500  # the application's own exceptions are its own

@@ -46,7 +46,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import SimpleLazyObject
 
 from ..errors import AuthError, InvalidToken
-from ..views import ClaimsCheck, Requirement, _Call, get_claims, guard
+from ..views import ClaimsCheck, Requirement, _Call, django_response, get_claims, guard, render_error
 
 __all__ = ["JWTBackend", "JWTUserMiddleware", "UnknownUser", "current_claims", "requires"]
 
@@ -116,7 +116,8 @@ class JWTUserMiddleware:
     With claims (a valid token, checked by :class:`~jwt_wsgi.JWTMiddleware`): the user
     :class:`JWTBackend` finds, or ``AnonymousUser`` for an unknown or inactive subject. Without:
     the user ``AuthenticationMiddleware`` set from the session, if any, else ``AnonymousUser``.
-    Nothing is stored in a session. Use it instead of ``RemoteUserMiddleware``.
+    Nothing is stored in a session. Use it instead of ``RemoteUserMiddleware``. An
+    :class:`~jwt_wsgi.errors.AuthError` a view raises is answered as the middleware would.
 
     :raises ImproperlyConfigured: at start-up, when no :class:`JWTBackend` is in
         ``AUTHENTICATION_BACKENDS`` (every token would otherwise leave the user anonymous).
@@ -143,6 +144,12 @@ class JWTUserMiddleware:
         elif not hasattr(request, "user"):
             request.user = AnonymousUser()
         return self.get_response(request)
+
+    def process_exception(self, request: Any, exception: Exception) -> Any:
+        """An :class:`AuthError` raised by a view (``raise InsufficientScope()``): its 401/403, not a 500."""
+        if not isinstance(exception, AuthError):
+            return None
+        return django_response(*render_error(request.META, exception))
 
 
 def current_claims(request: Any) -> dict[str, Any] | None:
