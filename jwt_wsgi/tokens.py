@@ -155,8 +155,20 @@ def query_values(query: str, name: str) -> list[str]:
     return [value for key, value in pairs if key == name]
 
 
+# The largest NumericDate accepted: the last second of the year 9999. Any time claim beyond it
+# (a 400-digit integer, 1e400 read as infinity, NaN) is refused as a malformed token rather than
+# reaching arithmetic that would overflow; within it, every value converts to a float exactly
+# enough for the stores and the cache.
+MAX_NUMERIC_DATE = 253_402_300_799
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number usable as a NumericDate: an int or float (not a bool) within ±year 9999.
+
+    Comparisons only (no ``float()``/``math.isfinite`` on the value), so no integer is too large
+    to check: NaN fails both comparisons, infinities and huge integers the bound.
+    """
+    return type(value) in (int, float) and -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE
 
 
 class TokenVerifier:
@@ -196,7 +208,7 @@ class TokenVerifier:
         stray bits), JSON objects, no duplicate header members. The signature is checked with
         PyJWT's algorithm object and the key prepared at construction (a :class:`jwt.PyJWK`,
         bound to one algorithm), then the claims as PyJWT would check them, and stricter:
-        ``exp`` required and numeric, ``sub`` a non-empty string.
+        ``exp`` required, every time claim a number within year 9999, ``sub`` a non-empty string.
 
         :param expected_type: tokens carrying a ``type`` claim must carry this one; tokens from
             other issuers (no ``type``) count as access tokens. Only this middleware's own
@@ -211,7 +223,11 @@ class TokenVerifier:
             raise InvalidToken()
         try:
             header = json.loads(_b64decode(match[1]), object_pairs_hook=_unique_members)
-            claims = json.loads(_b64decode(match[2]))
+            payload = _b64decode(match[2])
+            claims = json.loads(payload)
+            if isinstance(claims, dict) and payload.count(b",") >= len(claims):
+                # Maybe a member twice (the plain parse kept the last): parse again, strictly.
+                claims = json.loads(payload, object_pairs_hook=_unique_members)
             signature = _b64decode(match[3])
         except (ValueError, TypeError, RecursionError, UnicodeError):
             raise InvalidToken() from None
@@ -303,11 +319,19 @@ def _b64decode(segment: str) -> bytes:
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JOSE header with a member twice is refused (RFC 7515 §4, RFC 8725 §2.6)."""
-    header = dict(pairs)
-    if len(header) != len(pairs):
-        raise ValueError("duplicate header member")
-    return header
+    """A JOSE header or claims set with a member twice is refused (RFC 7515 §4, RFC 7519 §4,
+    RFC 8725 §2.6): two readers of one token must never see two different ``sub``.
+
+    The payload is first parsed without this hook (it costs as much as the parse itself): each
+    member after the first of an object is preceded by a comma, so a payload with a duplicate
+    member anywhere has at least as many commas as its top level has distinct members. Only a
+    payload meeting that bound (arrays, commas in strings, nested objects, or a duplicate) is
+    parsed again with this hook.
+    """
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate member")
+    return obj
 
 
 class _Trust(NamedTuple):
