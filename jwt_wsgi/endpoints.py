@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 _MAX_FIELDS = 16
+_NOT_REVOCABLE = ("The token has no jti and cannot be revoked alone; "
+                  'send {"all": true} to revoke every token of this user')
 _PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
@@ -476,6 +478,12 @@ class Endpoints:
         subjects = {c["sub"] for c in verified}
         if len(subjects) != 1:
             raise InvalidRequest("The tokens belong to different users")
+        if not everywhere and any(not isinstance(c.get("jti"), str) and not isinstance(c.get("fam"), str)
+                                  for c in verified):
+            # Revocation is keyed on jti (or the refresh family): without either, this token alone
+            # cannot be revoked, and a 204 would claim an effect that did not happen. Refused
+            # before anything is revoked, so the answer is all or nothing.
+            raise InvalidRequest(_NOT_REVOCABLE)
         now = self.clock()
         horizon = now + max(self.settings.refresh_ttl, self.settings.access_ttl)
         try:
