@@ -202,6 +202,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     middleware = JWTMiddleware(nothing, settings)  # loads keys and users: every check there is
     try:
         middleware.store.ping()
+        # A store that can forget (Redis without persistence) makes jwt_wsgi refuse every
+        # earlier token after a restart: say so now rather than after the first outage.
+        durability = getattr(middleware.store, "durability_warnings", None)
+        for warning in durability() if durability is not None else ():
+            print(f"jwt-wsgi: warning: {warning}", file=sys.stderr)
     except Exception as exc:  # StoreUnavailable and the like
         _fail(f"store {settings.public_view()['store']}: unreachable ({exc})")
     finally:

@@ -134,8 +134,56 @@ def test_store_outage_fails_closed_and_recovers(tmp_path, users, redis: RedisSer
                         json_body={"username": "alice", "password": ALICE_PASSWORD}).status == 503
         finally:
             redis.start()
-        assert [r.status for r in on_every_worker(server.base_url, "/api/me", bearer(token))] == [200, 200]
+        # Redis came back empty (the test server persists nothing): the token issued before is
+        # refused from now on, since its revocation could have been lost; signing in again works.
+        assert [r.status for r in on_every_worker(server.base_url, "/api/me", bearer(token))] == [401, 401]
+        fresh = login(server.base_url, "alice", ALICE_PASSWORD)["access_token"]
+        assert [r.status for r in on_every_worker(server.base_url, "/api/me", bearer(fresh))] == [200, 200]
     assert "Traceback" not in server.output()
+
+
+def test_redis_that_forgot_everything_keeps_refusing_older_tokens(tmp_path, users):
+    """Redis restarted without persistence: no revoked token comes back, no spent refresh token
+    rotates again, every older token is refused, new sign-ins work, and it is logged loudly."""
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed (apt-get install redis-server)")
+    (tmp_path / "redis").mkdir()
+    with running_redis(tmp_path / "redis") as store, \
+            serve(tmp_path, users, "amnesia", "--store", store.url, workers=2) as server:
+        base = server.base_url
+        logged_out, kept, rotated = (login(base, "alice", ALICE_PASSWORD) for _ in range(3))
+        assert post(base, "/auth/logout", headers=bearer(logged_out["access_token"]),
+                    json_body={"refresh_token": logged_out["refresh_token"]}).status == 204
+        successor = post(base, "/auth/refresh", json_body={"refresh_token": rotated["refresh_token"]})
+        assert successor.status == 200
+        assert get(base, "/api/me", headers=bearer(kept["access_token"])).status == 200
+
+        store.restart()  # same port, empty
+
+        for tokens in (logged_out, kept, rotated, successor.json()):
+            statuses = [get(base, "/api/me", headers=bearer(tokens["access_token"])).status for _ in range(6)]
+            assert statuses == [401] * 6, statuses
+        for tokens in (logged_out, kept, rotated, successor.json()):
+            again = post(base, "/auth/refresh", json_body={"refresh_token": tokens["refresh_token"]})
+            assert again.status == 401, again
+        fresh = login(base, "alice", ALICE_PASSWORD)
+        assert [get(base, "/api/me", headers=bearer(fresh["access_token"])).status for _ in range(6)] == [200] * 6
+        assert post(base, "/auth/refresh", json_body={"refresh_token": fresh["refresh_token"]}).status == 200
+    output = server.output()
+    assert "Traceback" not in output
+    lost = [line for line in output.splitlines() if "lost its state" in line]
+    assert 1 <= len(lost) <= 2, lost  # once per worker that saw it (at ERROR), never once per request
+
+
+def test_check_warns_when_redis_persists_nothing(tmp_path, users, redis: RedisServer):
+    env = server_env(tmp_path / "run", JWT_WSGI_SECRET=SECRET, JWT_WSGI_USERS_FILE=str(users),
+                     JWT_WSGI_STORE=redis.url)
+    result = subprocess.run([servers.JWT_WSGI, "check"], cwd=servers.REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("jwt-wsgi: warning:")]
+    assert len(warnings) == 1 and "persists nothing" in warnings[0] and "appendonly yes" in warnings[0], result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_store_fail_open_skips_only_the_revocation_check(tmp_path, users, redis: RedisServer):

@@ -8,6 +8,8 @@ and, where a clock can be injected, with a fake clock and no sleeping at all.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import os
 import socket
@@ -22,6 +24,7 @@ import pytest
 
 from jwt_wsgi.errors import ConfigurationError, StoreUnavailable
 from jwt_wsgi.stores import MemoryStore, Store, open_store
+from jwt_wsgi.stores.redis import RedisStore
 from jwt_wsgi.stores.sqlite import SQLiteStore
 from tests.redis_server import free_port, redis_server, redis_url, running_redis  # noqa: F401
 
@@ -41,9 +44,26 @@ def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def long_running(url: str, since: float = 1.0) -> str:
+    """``url``, its store set up as if it had kept its state since ``since`` (its epoch).
+
+    A store first used empty refuses every token issued before that moment (it cannot know
+    what it never saw); the contract tests below date tokens freely, so their store begins early.
+    """
+    if url.startswith("sqlite"):
+        early: Store = SQLiteStore(SQLiteStore.from_url(url).path, clock=lambda: since)
+    elif url.startswith("redis"):
+        early = RedisStore(url, clock=lambda: since)
+    else:
+        return url
+    early.ping()
+    early.close()
+    return url
+
+
 @pytest.fixture(params=ALL_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(_url(request.param, request, tmp_path))
+    opened = open_store(long_running(_url(request.param, request, tmp_path)))
     yield opened
     opened.close()
 
@@ -280,6 +300,9 @@ def clocked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[St
     opened: Store = (
         MemoryStore(clock=clock) if request.param == "memory" else SQLiteStore(tmp_path / "s.db", clock=clock)
     )
+    clock.now -= HOUR  # the store's epoch: an hour before the tests' tokens
+    opened.ping()
+    clock.now += HOUR
     yield opened, clock
     opened.close()
 
@@ -574,10 +597,13 @@ def test_redis_outage_fails_fast_and_recovers(tmp_path: Path) -> None:
                     call()
                 assert time.monotonic() - started < 5
 
-            server.start()  # same port, empty: nothing was persisted
-            assert store.is_revoked("j", "s", now, None) is False
-            store.revoke("j", now + HOUR)
-            assert store.is_revoked("j", "s", now, None) is True
+            server.start()  # same port, empty: nothing was persisted, and the store notices
+            assert store.is_revoked("j", "s", now, None) is True  # the lost revocation holds
+            assert store.is_revoked("never-revoked", "s", now, None) is True  # so does every older token
+            after = time.time()
+            assert store.is_revoked("new", "s", after, None) is False
+            store.revoke("new", after + HOUR)
+            assert store.is_revoked("new", "s", after, None) is True
 
             # A restart between two calls leaves a dead socket in the pool: even a write,
             # which is never retried, must get a fresh connection.
@@ -620,12 +646,14 @@ def test_redis_prefix_separates_deployments(redis_url: str) -> None:  # noqa: F8
     raw = redis.Redis.from_url(redis_url)
     try:
         assert shop.prefix == "shop:" and blog.prefix == "jwt_wsgi:"
+        shop.ping()  # each deployment begins its own epoch (start-up), before its tokens
+        blog.ping()
         now = time.time()
         shop.revoke("j", now + HOUR)
         assert shop.is_revoked("j", "s", now, None) is True
         assert blog.is_revoked("j", "s", now, None) is False
         blog.hit("k", 60)
-        assert sorted(raw.keys()) == [b"jwt_wsgi:hits:k", b"shop:revoked:j"]
+        assert sorted(raw.keys()) == [b"jwt_wsgi:epoch", b"jwt_wsgi:hits:k", b"shop:epoch", b"shop:revoked:j"]
         assert 0 < raw.pttl("shop:revoked:j") <= HOUR * 1000
     finally:
         raw.close()
@@ -652,3 +680,174 @@ def test_redis_password_works_and_is_never_shown(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as config:
         _redis_store("redis://:hunter2@127.0.0.1:6379/0?socket_timeout=soon")
     assert config.value.option == "store" and "hunter2" not in str(config.value)
+
+
+# -- a store that lost its state (the epoch) ------------------------------------------------------
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.slow
+def test_redis_restarted_without_persistence_refuses_every_older_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis comes back empty: the lost revocation, and every token issued before, stay refused."""
+    with running_redis(tmp_path) as server:
+        store = _redis_store(server.url)
+        other_worker = _redis_store(server.url)
+        try:
+            store.ping()
+            other_worker.ping()
+            before = time.time()
+            store.revoke("logged-out", before + HOUR)
+            assert store.spend("spent-refresh", before + HOUR) is True
+            assert store.is_revoked("logged-out", "alice", before, None) is True
+            assert store.is_revoked("live", "alice", before, None) is False
+            assert not _errors(caplog)
+
+            server.restart()  # same port, nothing persisted
+            for _ in range(3):
+                assert store.is_revoked("logged-out", "alice", before, None) is True
+                assert store.is_revoked("live", "alice", before, "family") is True
+                assert store.is_revoked(None, "bob", before, None) is True
+            # The spent refresh token's record is gone, but the token itself predates the epoch.
+            assert other_worker.is_revoked("spent-refresh", "alice", before, "fam") is True
+            errors = _errors(caplog)
+            assert len(errors) == 2, errors  # once per process that saw the loss, not per call
+            assert all("lost its state" in e and "hunter" not in e for e in errors)
+            assert store.epoch is not None and store.epoch > before
+
+            after = time.time()
+            assert store.is_revoked("new", "alice", after, None) is False
+            assert other_worker.is_revoked("new", "alice", after, None) is False
+            store.revoke("new", after + HOUR)
+            assert other_worker.is_revoked("new", "alice", after, None) is True
+            # A token without iat cannot be dated: only explicit revocations apply to it.
+            assert store.is_revoked("undated", "alice", 0.0, None) is False
+            assert len(_errors(caplog)) == 2
+        finally:
+            store.close()
+            other_worker.close()
+
+
+@pytest.mark.slow
+def test_redis_first_use_of_an_empty_database_begins_the_epoch(redis_url: str) -> None:  # noqa: F811
+    """An empty database may be a new one or one that forgot: tokens from before are refused."""
+    before = time.time()
+    store = _redis_store(redis_url)
+    try:
+        store.ping()  # at start-up
+        assert store.epoch is not None and store.epoch >= before
+        assert store.is_revoked("j", "alice", before - 1, None) is True
+        assert store.is_revoked("j", "alice", time.time(), None) is False
+    finally:
+        store.close()
+
+
+def _delete_database(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path + suffix)
+
+
+def test_sqlite_file_deleted_under_running_workers_refuses_every_older_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path, clock=clock)
+    try:
+        clock.now -= HOUR
+        store.ping()  # the file begins an hour before the tokens below
+        clock.now += HOUR
+        t0 = clock.now
+        store.revoke("logged-out", t0 + HOUR)
+        assert store.spend("spent", t0 + HOUR) is True
+        assert store.is_revoked("live", "alice", t0, None) is False
+
+        _delete_database(store.path)
+        clock.now += 2  # the next call checks the file again
+        assert store.is_revoked("logged-out", "alice", t0, None) is True
+        assert store.is_revoked("live", "alice", t0, None) is True
+        assert store.epoch == clock.now
+        assert path.exists()  # a new file, with its own epoch
+        errors = _errors(caplog)
+        assert len(errors) == 1 and "lost its state" in errors[0], errors
+
+        assert store.is_revoked("new", "alice", clock.now, None) is False
+        assert store.spend("new-refresh", clock.now + HOUR) is True
+        clock.now += 5
+        assert store.is_revoked("live", "alice", t0, None) is True
+        assert len(_errors(caplog)) == 1
+    finally:
+        store.close()
+
+
+def test_sqlite_file_replaced_is_seen_by_a_process_that_opens_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another worker finds a different file than the one it knew: the later epoch rules."""
+    clock = FakeClock()
+    path = tmp_path / "state.db"
+    first = SQLiteStore(path, clock=clock)
+    first.ping()
+    first.close()  # as a worker between requests: it remembers the epoch, not the connection
+    _delete_database(str(path))
+    clock.now += 100
+    replacement = SQLiteStore(path, clock=clock)
+    replacement.ping()
+    replacement.close()
+    try:
+        assert first.is_revoked("j", "alice", clock.now - 50, None) is True
+        assert first.epoch == clock.now
+        assert len(_errors(caplog)) == 1
+    finally:
+        first.close()
+
+
+def test_sqlite_file_from_the_previous_schema_keeps_every_token(tmp_path: Path) -> None:
+    """Upgrading is not a loss: a version-1 file has kept its records all along."""
+    path = tmp_path / "v1.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE revoked (jti BLOB PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID")
+        conn.execute("INSERT INTO revoked VALUES (?, ?)", (b"old-logout", time.time() + HOUR))
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+    store = SQLiteStore(path)
+    try:
+        assert store.is_revoked("old-token", "alice", time.time() - HOUR, None) is False
+        assert store.is_revoked("old-logout", "alice", time.time() - HOUR, None) is True
+        assert store.epoch == 0.0
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_redis_durability_warnings(tmp_path: Path) -> None:
+    import redis
+
+    with running_redis(tmp_path) as server:
+        store = _redis_store(server.url)
+        raw = redis.Redis.from_url(server.url)
+        try:
+            warnings = store.durability_warnings()  # the test server persists nothing
+            assert len(warnings) == 1 and "persists nothing" in warnings[0], warnings
+            raw.config_set("appendonly", "yes")
+            assert store.durability_warnings() == []
+            raw.config_set("maxmemory", "100mb")
+            raw.config_set("maxmemory-policy", "allkeys-lru")
+            assert ["allkeys-lru" in w for w in store.durability_warnings()] == [True]
+            # CONFIG may be disabled for the application's user: one warning, no crash.
+            raw.acl_setuser("app", enabled=True, passwords=["+app-password"], keys=["*"],
+                            commands=["+@all", "-config"])
+            limited = _redis_store(server.url.replace("redis://", "redis://app:app-password@"))
+            try:
+                limited.ping()
+                warnings = limited.durability_warnings()
+                assert len(warnings) == 1 and "CONFIG is disabled" in warnings[0], warnings
+                assert "app-password" not in warnings[0]
+            finally:
+                limited.close()
+        finally:
+            raw.close()
+            store.close()

@@ -7,6 +7,13 @@ A store keeps four kinds of records, each with an expiry after which it may vani
 - spent refresh-token ids and revoked refresh families (rotation and theft detection);
 - rate-limit counters (fixed windows that start at the first hit).
 
+A store that can lose its records while the middleware runs (Redis restarted without
+persistence, a SQLite file deleted or replaced) keeps an *epoch*: the time from which it has kept
+every record, begun when it is first used empty. Every dated token issued before the epoch counts
+as revoked, since its revocation (or its refresh token's use) may be among what was lost: after a
+loss everyone signs in again, and no revoked token comes back. (``memory://`` lives and dies with
+its process and has none.)
+
 Every method is atomic with respect to other processes sharing the store. A store that cannot
 be reached raises :class:`~jwt_wsgi.errors.StoreUnavailable`; it never hangs longer than its
 configured socket timeout and never returns a guess.
@@ -22,8 +29,12 @@ class Store(Protocol):
     """What the middleware needs from shared state. Times are POSIX seconds (floats)."""
 
     def is_revoked(self, jti: str | None, sub: str, iat: float, family: str | None) -> bool:
-        """True when ``jti`` was revoked, ``family`` was revoked, or ``sub`` has a cut-off
-        later than ``iat``. One round trip at most."""
+        """True when ``jti`` was revoked, ``family`` was revoked, ``sub`` has a cut-off later
+        than ``iat``, or ``iat`` is before the store's epoch. One round trip at most.
+
+        ``iat`` is the issue time as precisely as it is known (see
+        :func:`~jwt_wsgi.stores.revocation_args`); ``0.0`` for a token without one, which every
+        subject cut-off covers but the epoch cannot judge."""
         ...
 
     def revoke(self, jti: str, expires_at: float) -> None:

@@ -26,8 +26,11 @@ keep the URL out of logs; this store never prints it.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -46,16 +49,41 @@ else:
 
 __all__ = ["RedisStore", "DEFAULT_PREFIX"]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_PREFIX = "jwt_wsgi:"
 
-# KEYS: the revoked-jti and revoked-family keys that apply, then the subject key; ARGV[1]: iat.
+# The state marker: this store's epoch, the time from which it has kept every record. It has no
+# expiry, so it vanishes only with the data (a restart without persistence, FLUSHALL, eviction);
+# whoever finds it missing writes a new one with the current time. Returns {epoch, created}.
+# KEYS[1]: the marker; ARGV[1]: now.
+_EPOCH_LUA = """
+local epoch = redis.call('GET', KEYS[1])
+if epoch then return {epoch, 0} end
+redis.call('SET', KEYS[1], ARGV[1])
+return {ARGV[1], 1}
+"""
+
+# The marker first (see _EPOCH_LUA): a token issued before the epoch is revoked, since whatever
+# the store knew about it may be lost (an undated token, iat 0, cannot be judged so). Returns {revoked, epoch, created}.
+# KEYS[1]: the marker, then the revoked-jti and revoked-family keys that apply, then the subject
+# key; ARGV[1]: iat, ARGV[2]: now.
 _IS_REVOKED = """
-for i = 1, #KEYS - 1 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return 1 end
+local iat = tonumber(ARGV[1])
+local epoch = redis.call('GET', KEYS[1])
+local created = 0
+if not epoch then
+  epoch = ARGV[2]
+  created = 1
+  redis.call('SET', KEYS[1], epoch)
+end
+if iat ~= 0 and iat < tonumber(epoch) then return {1, epoch, created} end
+for i = 2, #KEYS - 1 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return {1, epoch, created} end
 end
 local cutoff = redis.call('GET', KEYS[#KEYS])
-if cutoff and tonumber(ARGV[1]) < tonumber(cutoff) then return 1 end
-return 0
+if cutoff and iat < tonumber(cutoff) then return {1, epoch, created} end
+return {0, epoch, created}
 """
 
 # Create with an expiry, or push an existing expiry later (never earlier). ARGV[1]: expiry (ms).
@@ -79,10 +107,19 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
 """
 
 # ARGV[1]: window (ms). The expiry is set by the hit that creates the key, never moved after.
+# A login counts its attempt before it issues tokens, so it also begins a missing epoch (KEYS[2],
+# ARGV[2]: now): the tokens it is about to issue come after it, not before.
 _HIT = """
 local count = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
-return {count, redis.call('PTTL', KEYS[1])}
+local epoch = redis.call('GET', KEYS[2])
+local created = 0
+if not epoch then
+  epoch = ARGV[2]
+  created = 1
+  redis.call('SET', KEYS[2], epoch)
+end
+return {count, redis.call('PTTL', KEYS[1]), epoch, created}
 """
 
 _UNHIT = """
@@ -99,6 +136,10 @@ def _ms(seconds: float) -> int:
 def _number(value: float) -> str:
     # repr() round-trips a float exactly, and Lua's tonumber() reads it back bit for bit.
     return repr(float(value))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _redacted(url: str) -> str:
@@ -129,6 +170,8 @@ class RedisStore:
     :param socket_connect_timeout: seconds to wait for a connection; the URL's own parameter wins.
     :param health_check_interval: seconds a pooled connection may idle before it is checked with
         a ``PING`` ahead of the next command; the URL's own parameter wins.
+    :param clock: the current POSIX time, written as the epoch of a new state marker (records
+        expire on the server's clock, from the absolute times the callers give).
     :raises ConfigurationError: (option ``store``) if the ``redis`` package is missing or the URL
         is not one :meth:`redis.Redis.from_url` accepts.
     """
@@ -141,6 +184,7 @@ class RedisStore:
         socket_timeout: float = 1.0,
         socket_connect_timeout: float = 1.0,
         health_check_interval: int = 30,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if _IMPORT_ERROR is not None:
             raise ConfigurationError(
@@ -161,6 +205,11 @@ class RedisStore:
         self._subject_prefix = prefix + "subject:"
         self._spent_prefix = prefix + "spent:"
         self._hits_prefix = prefix + "hits:"
+        self._epoch_key = prefix + "epoch"
+        self._clock = clock
+        # The epoch this process last saw (inherited across fork: a worker knows what its master
+        # saw at start-up); a different one means the store lost its state meanwhile.
+        self._epoch: bytes | None = None  # as Redis returns it: compared without decoding
         # (pid, client, scripts): replaced as a whole, so a thread never sees a mixed state.
         self._state: tuple[int, redis.Redis, dict[str, Any]] | None = None
         self._state = self._build()  # validates the URL; connects to nothing
@@ -190,6 +239,7 @@ class RedisStore:
             name: client.register_script(source)
             for name, source in (
                 ("is_revoked", _IS_REVOKED),
+                ("epoch", _EPOCH_LUA),
                 ("revoke", _REVOKE),
                 ("revoke_subject", _REVOKE_SUBJECT),
                 ("hit", _HIT),
@@ -229,12 +279,40 @@ class RedisStore:
 
     # -- revocation --------------------------------------------------------------------------
     def is_revoked(self, jti: str | None, sub: str, iat: float, family: str | None) -> bool:
-        keys = [self._subject_prefix + sub]
-        if family is not None:
-            keys.insert(0, self._family_prefix + family)
+        keys = [self._epoch_key]
         if jti is not None:
-            keys.insert(0, self._revoked_prefix + jti)
-        return bool(self._read("is_revoked", keys, [_number(iat)]))
+            keys.append(self._revoked_prefix + jti)
+        if family is not None:
+            keys.append(self._family_prefix + family)
+        keys.append(self._subject_prefix + sub)
+        # Idempotent (the marker is written only when missing), so _read may retry it.
+        revoked, epoch, created = self._read("is_revoked", keys, [_number(iat), _number(self._clock())])
+        if epoch != self._epoch:
+            self._saw_epoch(epoch, created)
+        return bool(revoked)
+
+    @property
+    def epoch(self) -> float | None:
+        """The time from which this store has kept every record, as this process last saw it
+        (``None`` before the first call). Tokens issued before it count as revoked."""
+        return None if self._epoch is None else float(self._epoch)
+
+    def _saw_epoch(self, epoch: bytes, created: int) -> None:
+        known, self._epoch = self._epoch, epoch
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(epoch)))
+        if known is not None:
+            log.error(
+                "%r lost its state (restarted without persistence, flushed or evicted): "
+                "every revocation and spent refresh token it held is gone, so every token issued "
+                "before %s is now refused; users must sign in again. Enable persistence "
+                "(appendonly yes) and maxmemory-policy noeviction; see `jwt-wsgi check`.",
+                self, when,
+            )
+        elif created:
+            log.warning(
+                "%r held no state marker (a new database, or one that lost its data): "
+                "tokens issued before %s are refused", self, when,
+            )
 
     def revoke(self, jti: str, expires_at: float) -> None:
         self._write("revoke", [self._revoked_prefix + jti], [str(_ms(expires_at))])
@@ -254,7 +332,11 @@ class RedisStore:
 
     # -- rate limits -------------------------------------------------------------------------
     def hit(self, key: str, window: float) -> tuple[int, float]:
-        count, ttl_ms = self._write("hit", [self._hits_prefix + key], [str(_ms(window))])
+        count, ttl_ms, epoch, created = self._write(
+            "hit", [self._hits_prefix + key, self._epoch_key], [str(_ms(window)), _number(self._clock())]
+        )
+        if epoch != self._epoch:
+            self._saw_epoch(epoch, created)
         return int(count), max(int(ttl_ms), 0) / 1000.0
 
     def unhit(self, key: str) -> None:
@@ -273,6 +355,49 @@ class RedisStore:
                 self._current()[1].ping()
         except RedisError as exc:
             raise self._unavailable(exc) from exc
+        # At start-up: read (or begin) the epoch, so that a loss later is told apart.
+        epoch, created = self._read("epoch", [self._epoch_key], [_number(self._clock())])
+        if epoch != self._epoch:
+            self._saw_epoch(epoch, created)
+
+    def durability_warnings(self) -> list[str]:
+        """What in the server's configuration can make this store forget revocations.
+
+        Reads ``CONFIG GET`` (``save``, ``appendonly``, ``maxmemory``, ``maxmemory-policy``); a
+        server that disables ``CONFIG`` gets one warning saying it could not be checked.
+
+        :raises StoreUnavailable: Redis cannot be reached.
+        """
+        from redis.exceptions import ResponseError
+
+        client = self._current()[1]
+        config: dict[str, str] = {}
+        try:
+            for name in ("save", "appendonly", "maxmemory", "maxmemory-policy"):
+                for key, value in client.config_get(name).items():
+                    config[_text(key or "")] = _text(value or "")
+        except ResponseError:
+            return [
+                f"Redis store {_redacted(self._url)}: CONFIG is disabled, so its persistence could "
+                "not be checked. Without persistence a restart forgets every revocation (jwt_wsgi "
+                "then refuses every earlier token): enable appendonly or RDB snapshots."
+            ]
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
+        warnings = []
+        if not config.get("save", "").strip() and config.get("appendonly", "no") != "yes":
+            warnings.append(
+                f"Redis store {_redacted(self._url)} persists nothing (save \"\" and appendonly no): "
+                "a restart forgets every revocation and spent refresh token, and jwt_wsgi then "
+                "refuses every token issued before it (everyone signs in again). Set appendonly yes."
+            )
+        policy = config.get("maxmemory-policy", "noeviction")
+        if config.get("maxmemory", "0") not in ("", "0") and policy != "noeviction":
+            warnings.append(
+                f"Redis store {_redacted(self._url)} evicts keys when full (maxmemory-policy {policy}): "
+                "an evicted revocation is a revoked token accepted again. Use noeviction."
+            )
+        return warnings
 
     def close(self) -> None:
         """Disconnect this process's connection pool. Later calls connect again."""

@@ -25,6 +25,7 @@ memory, which network file systems do not provide) and give only the service's u
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -38,9 +39,11 @@ from ..errors import ConfigurationError, StoreUnavailable
 
 __all__ = ["SQLiteStore"]
 
+log = logging.getLogger(__name__)
+
 _T = TypeVar("_T")
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: the meta table and its epoch
 
 # Keys are stored as BLOBs of their UTF-8 bytes ("surrogatepass", so that any Python string a
 # JSON token can carry, lone surrogates included, maps to one distinct key instead of raising).
@@ -57,8 +60,16 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS counters"
     " (key BLOB PRIMARY KEY, count INTEGER NOT NULL, window_ends REAL NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS counters_expiry ON counters (window_ends)",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID",
     f"PRAGMA user_version = {_SCHEMA_VERSION}",
 )
+# The epoch: the time from which this file has kept every record. A new file starts one at its
+# creation; a file from schema version 1 kept its records all along (0: no cut-off).
+_BEGIN_EPOCH = "INSERT INTO meta (name, value) VALUES ('epoch', ?) ON CONFLICT (name) DO NOTHING"
+_EPOCH = "SELECT value FROM meta WHERE name = 'epoch'"
+# How often (store clock seconds) a thread checks that its connection's file is still the one at
+# the path: a deleted or replaced file is a store that lost its state.
+_FILE_CHECK_INTERVAL = 1.0
 
 # One statement, constant text (sqlite3 caches the prepared statement): ?1 jti, ?2 family,
 # ?3 sub, ?4 iat, ?5 now. A NULL jti or family matches no row; LIMIT 1 stops at the first match.
@@ -107,11 +118,15 @@ def _key(value: str) -> bytes:
 
 
 class _Local(threading.local):
-    """This thread's connection, and the (process, generation) it was opened for."""
+    """This thread's connection, the (process, generation) it was opened for, the file's
+    identity and epoch when it was opened, and when the file was last checked."""
 
     conn: sqlite3.Connection | None = None
     pid: int = 0
     generation: int = -1
+    file: tuple[int, int] = (0, 0)
+    epoch: float = 0.0
+    checked: float = 0.0
 
 
 class SQLiteStore:
@@ -150,6 +165,8 @@ class SQLiteStore:
         self._generation = 0
         # thread -> its connection, so close() can reach the connections of every thread.
         self._connections: dict[threading.Thread, sqlite3.Connection] = {}
+        # The epoch this process last saw; a different one means the file was lost meanwhile.
+        self._epoch: float | None = None
         _STORES.add(self)
 
     @classmethod
@@ -194,8 +211,24 @@ class SQLiteStore:
         local = self._local
         conn = local.conn
         if conn is not None and local.generation == self._generation and local.pid == os.getpid():
-            return conn
+            now = self._clock()
+            if local.checked <= now < local.checked + _FILE_CHECK_INTERVAL:
+                return conn
+            local.checked = now
+            if _identity(self.path) == local.file:
+                return conn
+            # The file was deleted or replaced under this connection: what it holds is no longer
+            # what the other workers see. Open whatever is at the path now (a new file if none).
+            self._drop(conn)
         return self._open()
+
+    def _drop(self, conn: sqlite3.Connection) -> None:
+        local = self._local
+        local.conn = None
+        with self._lock:
+            if self._connections.get(threading.current_thread()) is conn:
+                del self._connections[threading.current_thread()]
+        conn.close()  # rolls back an unfinished transaction
 
     def _open(self) -> sqlite3.Connection:
         pid = os.getpid()
@@ -209,7 +242,8 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
         try:
-            self._prepare(conn)
+            epoch, created = self._prepare(conn)
+            identity = _identity(self.path)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.Error):
@@ -224,28 +258,48 @@ class SQLiteStore:
             self._connections[threading.current_thread()] = conn
             local = self._local
             local.conn, local.pid, local.generation = conn, pid, self._generation
+            local.file, local.epoch, local.checked = identity, epoch, self._clock()
+            known, self._epoch = self._epoch, epoch
         if old is not None:
             old.close()
+        if known is not None and known != epoch:
+            log.error(
+                "SQLite store %s lost its state (the file was deleted or replaced): every "
+                "revocation and spent refresh token it held is gone, so every token issued before "
+                "%s is now refused; users must sign in again.", self.path, _when(epoch),
+            )
+        elif known is None and created:
+            log.info("SQLite store %s created: tokens issued before %s are refused", self.path, _when(epoch))
         return conn
 
-    def _prepare(self, conn: sqlite3.Connection) -> None:
+    def _prepare(self, conn: sqlite3.Connection) -> tuple[float, bool]:
+        """WAL mode, the schema, the epoch: (epoch, whether this call began it)."""
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self._enable_wal(conn)
         conn.execute("PRAGMA synchronous = FULL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == _SCHEMA_VERSION:
-            return
+            row = conn.execute(_EPOCH).fetchone()
+            if row is not None:
+                return float(row[0]), False
         if version > _SCHEMA_VERSION:
             raise StoreUnavailable(f"SQLite store {self.path}: schema version {version} is newer than this jwt_wsgi")
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Read again under the write lock: another process may have set the file up meanwhile.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             for statement in _SCHEMA:
                 conn.execute(statement)
+            # Version 1 kept every record: no cut-off. Anything else is a new file (or one whose
+            # epoch was deleted): it knows nothing of earlier tokens.
+            created = conn.execute(_BEGIN_EPOCH, (0.0 if version == 1 else self._clock(),)).rowcount == 1
+            (epoch,) = conn.execute(_EPOCH).fetchone()
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        return float(epoch), created
 
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
         # Switching to WAL needs an exclusive lock and SQLite reports "locked" at once instead
@@ -273,11 +327,7 @@ class SQLiteStore:
         local = self._local
         conn = local.conn
         if conn is not None and local.pid == os.getpid():
-            local.conn = None
-            with self._lock:
-                if self._connections.get(threading.current_thread()) is conn:
-                    del self._connections[threading.current_thread()]
-            conn.close()  # rolls back an unfinished transaction
+            self._drop(conn)
         return StoreUnavailable(f"SQLite store {self.path}: {exc}")
 
     def _write(self, work: Callable[[sqlite3.Connection, float], _T]) -> _T:
@@ -303,8 +353,11 @@ class SQLiteStore:
     # -- revocation --------------------------------------------------------------------------
     def is_revoked(self, jti: str | None, sub: str, iat: float, family: str | None) -> bool:
         try:
+            conn = self._connection()
+            if iat != 0 and iat < self._local.epoch:
+                return True  # issued before this file began: whatever was known about it is lost
             row = (
-                self._connection()
+                conn
                 .execute(
                     _IS_REVOKED,
                     (
@@ -376,6 +429,12 @@ class SQLiteStore:
 
         self._write(work)
 
+    @property
+    def epoch(self) -> float | None:
+        """The time from which this file has kept every record, as this process last saw it
+        (``None`` before first use). Tokens issued before it count as revoked."""
+        return self._epoch
+
     def ping(self) -> None:
         """Open (and if needed create) the database and run a query.
 
@@ -403,6 +462,19 @@ class SQLiteStore:
         self._local.conn = None
         for conn in connections:
             conn.close()
+
+
+def _identity(path: str) -> tuple[int, int]:
+    """(device, inode) of the file at ``path``; (0, 0) when there is none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (stat.st_dev, stat.st_ino)
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 def _after_fork_in_child() -> None:
