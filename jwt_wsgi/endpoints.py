@@ -16,7 +16,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote
 
 from .browser import Cookies, CSRFFailed, LoginPage, cookie_value, csrf_ok, new_csrf, safe_next, same_origin, wants_html
@@ -37,8 +37,8 @@ from .errors import (
 )
 from .responses import NO_STORE, StartResponse, json_response, status_line
 from .settings import Settings
-from .stores import Store, check_revoked
-from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier, query_values
+from .stores import Store, check_revoked, cutoff_after
+from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier, query_values, time_ordered_id
 from .users import MAX_PASSWORD, MAX_USERNAME, Authenticate
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,29 @@ def _query_value(environ: Mapping[str, Any], name: str) -> str | None:
 def _bucket(kind: str, value: str) -> str:
     # Hashed so that counters never store raw user input and keys have a fixed size.
     return f"rl:{kind}:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class _Successor(NamedTuple):
+    """What a refresh token was rotated into: enough to mint the same two tokens again."""
+
+    access_jti: str
+    refresh_jti: str
+    issued: float
+
+    def encode(self) -> str:
+        return f"{self.access_jti} {self.refresh_jti} {self.issued!r}"
+
+    @classmethod
+    def decode(cls, text: str) -> _Successor | None:
+        """The successor a store recorded; ``None`` (treated as reuse) if it is not one."""
+        parts = text.split(" ")
+        if len(parts) != 3:
+            return None
+        try:
+            issued = float(parts[2])
+        except ValueError:
+            return None
+        return cls(parts[0], parts[1], issued) if math.isfinite(issued) else None
 
 
 # -- the endpoints --------------------------------------------------------------------------------
@@ -352,17 +375,24 @@ class Endpoints:
         except StoreUnavailable:
             log.warning("store unavailable while clearing a login attempt")
 
-    def _token_response(self, sub: str, claims: Mapping[str, Any], family: str | None = None) -> dict[str, Any]:
+    def _token_response(self, sub: str, claims: Mapping[str, Any], family: str | None = None,
+                        successor: _Successor | None = None) -> dict[str, Any]:
+        """The token response; with ``successor``, the tokens it names (minted again, the same)."""
         assert self.issuer is not None
         s = self.settings
         if family is None:
             family = uuid.uuid4().hex  # one login = one refresh family
-        access, _ = self.issuer.issue(sub, s.access_ttl, claims=claims, family=family)
-        body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": int(s.access_ttl)}
+        now = self.clock() if successor is None else successor.issued
+        age = 0.0 if successor is None else max(self.clock() - now, 0.0)
+        access, _ = self.issuer.issue(sub, s.access_ttl, claims=claims, family=family, now=now,
+                                      jti=None if successor is None else successor.access_jti)
+        body: dict[str, Any] = {"access_token": access, "token_type": "Bearer",
+                                "expires_in": max(int(s.access_ttl - age), 0)}
         if self.refresh_enabled:
-            refresh, _ = self.issuer.issue(sub, s.refresh_ttl, token_type="refresh", claims=claims, family=family)
+            refresh, _ = self.issuer.issue(sub, s.refresh_ttl, token_type="refresh", claims=claims, family=family,
+                                           now=now, jti=None if successor is None else successor.refresh_jti)
             body["refresh_token"] = refresh
-            body["refresh_expires_in"] = int(s.refresh_ttl)
+            body["refresh_expires_in"] = max(int(s.refresh_ttl - age), 0)
         return body
 
     # -- refresh -------------------------------------------------------------------------------
@@ -428,16 +458,24 @@ class Endpoints:
             raise InvalidToken()
         self._check_revoked(claims)
         now = self.clock()
+        ours = _Successor(time_ordered_id(now), time_ordered_id(now), now)
         try:
-            first_use = self.store.spend(claims["jti"], float(claims["exp"]))
-            if not first_use:
-                # A spent refresh token came back: someone holds a copy. Revoke the whole family
-                # (RFC 9700 §4.14.2), so the thief's and the victim's tokens stop together.
+            recorded = self.store.rotate(claims["jti"], float(claims["exp"]), ours.encode(),
+                                         self.settings.refresh_reuse_interval)
+            successor = None if recorded is None else _Successor.decode(recorded)
+            if successor is None:
+                # A spent refresh token came back after refresh_reuse_interval: someone holds a
+                # copy. Revoke the whole family (RFC 9700 §4.14.2), so the thief's and the
+                # victim's tokens stop together.
                 self.store.revoke_family(family, now + self.settings.refresh_ttl)
                 log.warning("refresh token reuse detected; family revoked")
                 raise RevokedToken()
         except StoreUnavailable:
             raise ServiceUnavailable() from None
+        if successor != ours:
+            # Presented again within refresh_reuse_interval (a client's concurrent refreshes):
+            # the same successor as the first time, so the family stays one chain.
+            log.info("refresh token presented again within the reuse interval; same successor")
         sub = claims["sub"]
         if self.lookup is not None:
             fresh = self.lookup(sub)
@@ -450,7 +488,7 @@ class Endpoints:
         csrf = claims.get("csrf")
         if isinstance(csrf, str):
             extra = {**extra, "csrf": csrf}  # the browser keeps its CSRF cookie
-        return self._token_response(sub, extra, family), csrf if isinstance(csrf, str) else ""
+        return self._token_response(sub, extra, family, successor), csrf if isinstance(csrf, str) else ""
 
     # -- logout --------------------------------------------------------------------------------
     def logout(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
@@ -495,7 +533,9 @@ class Endpoints:
                 if isinstance(claims.get("fam"), str):
                     self.store.revoke_family(claims["fam"], now + self.settings.refresh_ttl)
             if everywhere:
-                self.store.revoke_subject(subjects.pop(), now, horizon)
+                # To the millisecond: a sign-in right after, even within the same second, keeps
+                # its tokens (their jti dates them; see tokens.issued_at).
+                self.store.revoke_subject(subjects.pop(), cutoff_after(now), horizon)
         except StoreUnavailable:
             raise ServiceUnavailable() from None
         log.info("logout%s", " everywhere" if everywhere else "")

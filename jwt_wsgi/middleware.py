@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
@@ -83,10 +84,12 @@ class JWTMiddleware:
     a bearer token is as good as a password to whoever reads it.
 
     :param app: any WSGI application; it is called unchanged.
+    :param clock: seconds since the epoch, for issuing tokens and for the store; injectable for tests.
     :param options: see the README's options table (the names of :class:`~jwt_wsgi.settings.Settings`).
     """
 
-    def __init__(self, app: WSGIApp, settings: Settings | None = None, **options: Any) -> None:
+    def __init__(self, app: WSGIApp, settings: Settings | None = None, *,
+                 clock: Callable[[], float] = time.time, **options: Any) -> None:
         if settings is not None and options:
             raise TypeError("pass either settings or options, not both")
         self.app = app
@@ -95,8 +98,8 @@ class JWTMiddleware:
         self.keys = KeyRing(s)
         self.reader = TokenReader(s)
         self.verifier = TokenVerifier(s, self.keys)
-        self.issuer = TokenIssuer(s, self.keys) if self.keys.can_sign else None
-        self.store: Store = open_store(s.store)
+        self.issuer = TokenIssuer(s, self.keys, clock=clock) if self.keys.can_sign else None
+        self.store: Store = open_store(s.store, clock=clock)
         self.renderer = ErrorRenderer(s.error_format, s.realm)
         authenticate = s.authenticate or (UsersFile(s.users_file) if s.users_file else None)
         self.endpoints = Endpoints(
@@ -107,6 +110,7 @@ class JWTMiddleware:
             store=self.store,
             authenticate=authenticate,
             jwks=self.keys.jwks(),
+            clock=clock,
         )
         self._routes_table = self.endpoints.routes()
         self._protect = PrefixSet(s.protect)

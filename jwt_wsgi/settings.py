@@ -494,6 +494,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "leeway": parse_duration,
     "access_ttl": parse_duration,
     "refresh_ttl": parse_duration,
+    "refresh_reuse_interval": parse_duration,
     "protect": _str_list,
     "public": _str_list,
     "scopes": _scopes,
@@ -524,6 +525,10 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "allow_weak_secret": _bool,
 }
 
+# The longest refresh_reuse_interval: a stolen copy of a used refresh token gets the successor
+# within it, so it is meant for seconds of concurrency, not minutes of grace.
+MAX_REFRESH_REUSE_INTERVAL = 300.0
+
 # Options whose values never appear in repr(), logs or `jwt-wsgi check`.
 SECRET_OPTIONS = frozenset({"secret", "private_key_passphrase"})
 # Options that hold file system paths; relative paths in a TOML file are relative to it.
@@ -551,6 +556,7 @@ class Settings:
     leeway: float = 0.0
     access_ttl: float = 1800.0
     refresh_ttl: float = 14 * 86400.0
+    refresh_reuse_interval: float = 10.0
     # paths
     protect: tuple[str, ...] = ("/",)
     public: tuple[str, ...] = ()
@@ -702,6 +708,13 @@ class Settings:
             raise ConfigurationError("access_ttl", "must be longer than zero seconds")
         if self.refresh_ttl <= 0:
             raise ConfigurationError("refresh_ttl", "must be longer than zero seconds")
+        if not 0 <= self.refresh_reuse_interval <= MAX_REFRESH_REUSE_INTERVAL:
+            raise ConfigurationError(
+                "refresh_reuse_interval",
+                "must be between 0 (a refresh token works once) and 5 minutes: within it a copy of a "
+                "used refresh token still gets its successor, so keep it to the seconds that "
+                "concurrent refreshes of one client need",
+            )
         if self.leeway > 30:
             raise ConfigurationError(
                 "leeway", "more than 30 seconds defeats token expiry; allow at most 30 s of clock skew"

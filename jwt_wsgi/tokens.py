@@ -12,9 +12,9 @@ import base64
 import json
 import logging
 import math
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -345,6 +345,40 @@ class _Trust(NamedTuple):
     own: bool  # this middleware's own keys (only these may verify refresh tokens)
 
 
+def time_ordered_id(now: float) -> str:
+    """A UUIDv7 (RFC 9562 §5.7) as 32 hex digits: the millisecond of ``now``, then 74 random bits.
+
+    Unique and opaque to anyone else, and it dates the token to the millisecond where ``iat``
+    (whole seconds) cannot: see :func:`issued_at`.
+    """
+    millis = math.floor(now * 1000) & 0xFFFF_FFFF_FFFF
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = millis << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | (rand & (1 << 62) - 1)
+    return f"{value:032x}"
+
+
+def issued_at(claims: Mapping[str, Any]) -> float:
+    """When a token was issued, as precisely as its claims tell; ``0.0`` when they do not.
+
+    ``iat`` counts whole seconds in this middleware's tokens (and most others). A jti made by
+    :func:`time_ordered_id` in that same second gives the millisecond; anything else is judged by
+    ``iat`` alone, that is as early in its second as it could be, so a cut-off within that second
+    covers it (fail closed).
+    """
+    iat = claims.get("iat")
+    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+        return 0.0
+    jti = claims.get("jti")
+    if type(jti) is str and len(jti) == 32 and jti[12] == "7":
+        try:
+            millis = int(jti[:12], 16)
+        except ValueError:
+            return float(iat)
+        if millis // 1000 == math.floor(iat):
+            return millis / 1000
+    return float(iat)
+
+
 class TokenIssuer:
     """Mints the tokens this middleware hands out (``sub``, ``iat``, ``exp``, ``jti``, ``type``).
 
@@ -365,14 +399,22 @@ class TokenIssuer:
         token_type: str = "access",  # noqa: S107 - a token kind, not a password
         claims: Mapping[str, Any] | None = None,
         family: str | None = None,
+        now: float | None = None,
+        jti: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """(token, payload). Extra ``claims`` never override the reserved ones."""
-        now = self.clock()
+        """(token, payload). Extra ``claims`` never override the reserved ones.
+
+        :param now: the issue time [the clock's]; with ``jti``, re-issues a token minted before
+            (same claims: the same token, or with a randomised signature an equivalent one).
+        :param jti: the token id [a new :func:`time_ordered_id` of ``now``].
+        """
+        if now is None:
+            now = self.clock()
         payload: dict[str, Any] = {k: v for k, v in (claims or {}).items() if k not in RESERVED_CLAIMS}
-        # iat keeps milliseconds (RFC 7519 NumericDate allows fractions) so that a "log out
-        # everywhere" cut-off separates tokens issued within the same second.
-        payload.update(sub=sub, iat=math.floor(now * 1000) / 1000, exp=int(now + ttl), jti=uuid.uuid4().hex,
-                       type=token_type)
+        # Whole seconds: other JOSE libraries compare iat with an integer clock and refuse a
+        # fractional one as "issued in the future" for up to a second. The millisecond of issue,
+        # which a "log out everywhere" cut-off needs, is in the jti (see issued_at).
+        payload.update(sub=sub, iat=int(now), exp=int(now + ttl), jti=jti or time_ordered_id(now), type=token_type)
         if family is not None:
             payload["fam"] = family
         if self.issuer is not None:

@@ -127,3 +127,13 @@ def login(client: Client, username: str = "alice", password: str = ALICE_PASSWOR
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class FakeClock:
+    """An injectable clock (``JWTMiddleware(..., clock=clock)``): tests move time, never sleep."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

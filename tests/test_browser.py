@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from http.cookies import SimpleCookie
 from urllib.parse import quote
 
@@ -11,7 +12,7 @@ import pytest
 
 from jwt_wsgi.browser import safe_next, wants_html
 
-from .conftest import ALICE_PASSWORD, SECRET, bearer
+from .conftest import ALICE_PASSWORD, SECRET, FakeClock, bearer
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 LOGIN = "/auth/login"
@@ -213,7 +214,9 @@ def test_bearer_calls_need_no_csrf(browser):
     assert browser.post("/api/items", headers=bearer(token)).status_code == 200
 
 
-def test_L39_silent_refresh_and_logout(browser):
+def test_L39_silent_refresh_and_logout(make_client):
+    clock = FakeClock(int(time.time()) - 1000.0)  # in the past: the verifier's clock is real
+    browser = make_client(token_sources=["header", "cookie"], clock=clock)
     jar = cookies_of(sign_in(browser))
     csrf = jar["csrf_token"]["value"]
     # The access cookie is gone (expired); the long-lived CSRF cookie says a session exists.
@@ -227,7 +230,9 @@ def test_L39_silent_refresh_and_logout(browser):
     assert new["csrf_token"]["value"] == csrf
     cookie = f"access_token={new['access_token']['value']}; csrf_token={csrf}"
     assert browser.get("/api/me", headers={**HTML, "Cookie": cookie}).status_code == 200
-    # The spent refresh cookie sends the page to the login form, clearing cookies.
+    # The spent refresh cookie, once refresh_reuse_interval is over, sends the page to the login
+    # form, clearing cookies.
+    clock.now += 10
     again = browser.get("/auth/refresh?next=%2Fapi%2Fme", headers={
         **HTML, "Cookie": f"refresh_token={jar['refresh_token']['value']}"})
     assert again.status_code == 303 and again.headers["Location"].startswith("/auth/login?next=")

@@ -67,7 +67,26 @@ def test_login_rate_limit_counts_across_workers(sqlite_server):
     assert response.status == 429 and int(response.headers["retry-after"]) >= 1
 
 
-def test_concurrent_refreshes_exactly_one_wins(sqlite_server, tmp_path):
+def concurrent_refreshes(base_urls: list[str], refresh: str, n: int = 8) -> list[servers.Response]:
+    """``n`` refreshes with one token at the same moment, spread over ``base_urls``."""
+    results: list[servers.Response] = []
+    barrier = threading.Barrier(n)
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        results.append(post(base_urls[i % len(base_urls)], "/auth/refresh", json_body={"refresh_token": refresh}))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_concurrent_refreshes_all_get_the_same_successor(sqlite_server, tmp_path):
+    """One client's 8 concurrent refreshes (refresh_reuse_interval, 10 s by default) over 3
+    workers: one rotation, and every answer carries its tokens; the chain goes on from there."""
     base = sqlite_server.base_url
     # A fresh user per test run would need a users-file edit; a different client address would too.
     # Log in before the rate-limit test's lockout matters: use the refresh endpoint only.
@@ -78,19 +97,14 @@ def test_concurrent_refreshes_exactly_one_wins(sqlite_server, tmp_path):
         " 'jti': uuid.uuid4().hex, 'type': 'refresh', 'fam': uuid.uuid4().hex},"
         f" {SECRET!r}, algorithm='HS256'))")], capture_output=True, text=True, env=env, check=True)
     refresh = minted.stdout.strip()
-    results: list[int] = []
-    barrier = threading.Barrier(8)
-
-    def attempt() -> None:
-        barrier.wait()
-        results.append(post(base, "/auth/refresh", json_body={"refresh_token": refresh}).status)
-
-    threads = [threading.Thread(target=attempt) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(results) == [200] + [401] * 7
+    results = concurrent_refreshes([base], refresh)
+    assert [r.status for r in results] == [200] * 8, [str(r) for r in results]
+    bodies = [r.json() for r in results]
+    # HS256 signs deterministically: the same successor is the same two strings.
+    assert len({(b["access_token"], b["refresh_token"]) for b in bodies}) == 1
+    successor = bodies[0]
+    assert get(base, "/api/me", headers=bearer(successor["access_token"])).status == 200
+    assert post(base, "/auth/refresh", json_body={"refresh_token": successor["refresh_token"]}).status == 200
 
 
 # -- two hosts sharing Redis -----------------------------------------------------------------------
@@ -111,6 +125,11 @@ def test_two_hosts_share_revocation_and_rate_limits(tmp_path, users, redis: Redi
         assert get(host_b.base_url, "/api/me", headers=bearer(token)).status == 200
         assert post(host_a.base_url, "/auth/logout", headers=bearer(token)).status == 204
         assert [get(host_b.base_url, "/api/me", headers=bearer(token)).status for _ in range(10)] == [401] * 10
+        # One client's concurrent refreshes through both hosts: one successor for all.
+        shared = login(host_b.base_url, "alice", ALICE_PASSWORD)["refresh_token"]
+        results = concurrent_refreshes([host_a.base_url, host_b.base_url], shared)
+        assert [r.status for r in results] == [200] * 8, [str(r) for r in results]
+        assert len({r.json()["refresh_token"] for r in results}) == 1
         # Failed logins split across both hosts still add up to one limit.
         statuses = [bad_login(host.base_url, i) for i, host in enumerate([host_a, host_b] * 3)]
         assert statuses == [401] * 5 + [429], statuses

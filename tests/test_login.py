@@ -13,7 +13,18 @@ from werkzeug.security import generate_password_hash
 
 from jwt_wsgi import JWTMiddleware
 
-from .conftest import ADMIN_PASSWORD, ALICE_PASSWORD, FAST_HASH, SECRET, BufferedClient, bearer, canary_app, login, mint
+from .conftest import (
+    ADMIN_PASSWORD,
+    ALICE_PASSWORD,
+    FAST_HASH,
+    SECRET,
+    BufferedClient,
+    FakeClock,
+    bearer,
+    canary_app,
+    login,
+    mint,
+)
 
 LOGIN = "/auth/login"
 
@@ -245,14 +256,18 @@ def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(make_client):
 
 
 # -- refresh and logout ------------------------------------------------------------------------
-def test_refresh_rotates_and_detects_reuse(client):
+def test_refresh_rotates_and_detects_reuse(make_client):
+    clock = FakeClock(int(time.time()) - 1000.0)  # in the past: the verifier's clock is real
+    client = make_client(clock=clock)
     tokens = login(client)
     first = client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert first.status_code == 200 and first.headers["Cache-Control"] == "no-store"
     rotated = first.json
     assert rotated["refresh_token"] != tokens["refresh_token"]
     assert client.get("/api/me", headers=bearer(rotated["access_token"])).status_code == 200
-    # Reuse of the spent token: refused, and the whole family (including the rotated tokens) dies.
+    # Reuse of the spent token after refresh_reuse_interval (10 s): refused, and the whole family
+    # (including the rotated tokens) dies.
+    clock.now += 10
     reuse = client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert reuse.status_code == 401 and reuse.json["error"] == "token_revoked"
     assert client.post("/auth/refresh", json={"refresh_token": rotated["refresh_token"]}).status_code == 401

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from jwt_wsgi.errors import ConfigurationError, StoreUnavailable
-from jwt_wsgi.stores import MemoryStore, Store, open_store
+from jwt_wsgi.stores import MemoryStore, Store, cutoff_after, open_store
 from jwt_wsgi.stores.redis import RedisStore
 from jwt_wsgi.stores.sqlite import SQLiteStore
 from tests.redis_server import free_port, redis_server, redis_url, running_redis  # noqa: F401
@@ -223,6 +223,50 @@ def test_spend_is_true_once_across_threads(store: Store) -> None:
     assert sorted(results) == [False] * 7 + [True]
 
 
+def test_rotate_gives_every_use_within_the_interval_the_first_successor(store: Store) -> None:
+    exp = time.time() + HOUR
+    assert store.rotate("r1", exp, "successor-a", 60) == "successor-a"
+    assert store.rotate("r1", exp, "successor-b", 60) == "successor-a"
+    assert store.rotate("r1", exp, "successor-c", 60) == "successor-a"
+    assert store.rotate("r2", exp, "successor-d", 60) == "successor-d"  # tokens are apart
+    assert store.spend("r1", exp) is False  # rotate spends as spend does, and the other way round
+    assert store.spend("r3", exp) is True
+    assert store.rotate("r3", exp, "successor-e", 60) is None
+
+
+def test_rotate_without_an_interval_works_once(store: Store) -> None:
+    exp = time.time() + HOUR
+    assert store.rotate("r1", exp, "successor-a", 0) == "successor-a"
+    assert store.rotate("r1", exp, "successor-b", 0) is None
+    assert store.rotate("r1", exp, "successor-b", 60) is None
+
+
+def test_rotate_forgets_the_successor_after_the_interval(store: Store) -> None:
+    exp = time.time() + HOUR
+    assert store.rotate("r1", exp, "a b 1.5", SHORT) == "a b 1.5"
+    assert store.rotate("r1", exp, "c d 2.5", SHORT) == "a b 1.5"
+    assert eventually(lambda: store.rotate("r1", exp, "e f 3.5", SHORT) is None)
+    assert store.rotate("r1", exp, "g h 4.5", SHORT) is None  # spent for good
+
+
+def test_rotate_across_threads_hands_out_one_successor(store: Store) -> None:
+    exp = time.time() + HOUR
+    store.ping()
+    barrier = threading.Barrier(8)
+    results: list[str | None] = []
+
+    def rotate(i: int) -> None:
+        barrier.wait(10)
+        results.append(store.rotate("contested", exp, f"successor-{i}", 60))
+
+    threads = [threading.Thread(target=rotate, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 8 and len(set(results)) == 1 and results[0] is not None, results
+
+
 # -- rate limits --------------------------------------------------------------------------------
 def test_hit_counts_in_a_window_that_starts_at_the_first_hit(store: Store) -> None:
     count, first = store.hit("login:alice", 60)
@@ -336,6 +380,16 @@ def test_exact_expiry_with_a_fake_clock(clocked: tuple[Store, FakeClock]) -> Non
     assert not store.is_revoked(None, "s", t0 - 1, None)
 
 
+def test_exact_reuse_interval_with_a_fake_clock(clocked: tuple[Store, FakeClock]) -> None:
+    store, clock = clocked
+    t0 = clock.now
+    assert store.rotate("r", t0 + HOUR, "first", 10) == "first"
+    clock.now = t0 + 9.999
+    assert store.rotate("r", t0 + HOUR, "second", 10) == "first"
+    clock.now = t0 + 10
+    assert store.rotate("r", t0 + HOUR, "third", 10) is None
+
+
 # -- several processes --------------------------------------------------------------------------
 def _report(results: Any, work: Callable[[], object]) -> None:
     try:
@@ -348,6 +402,14 @@ def _spend_in_child(store: Store, jti: str, barrier: Any, results: Any) -> None:
     def work() -> bool:
         barrier.wait(20)
         return store.spend(jti, time.time() + HOUR)
+
+    _report(results, work)
+
+
+def _rotate_in_child(store: Store, jti: str, barrier: Any, results: Any) -> None:
+    def work() -> str | None:
+        barrier.wait(20)
+        return store.rotate(jti, time.time() + HOUR, f"successor-of-{os.getpid()}", 60)
 
     _report(results, work)
 
@@ -401,6 +463,19 @@ def test_spend_is_true_once_across_processes(shared_url: str) -> None:
         outcomes = _run(ctx, _spend_in_child, lambda b, q: (store, "contested", b, q), 8)
         assert sorted(outcomes) == [False] * 7 + [True]
         assert store.spend("contested", time.time() + HOUR) is False
+    finally:
+        store.close()
+
+
+def test_rotate_across_processes_hands_out_one_successor(shared_url: str) -> None:
+    """Eight forked workers rotate one refresh token at the same moment: all get one successor."""
+    store = open_store(shared_url)
+    try:
+        store.ping()
+        ctx = multiprocessing.get_context("fork")
+        outcomes = _run(ctx, _rotate_in_child, lambda b, q: (store, "contested", b, q), 8)
+        assert len(set(outcomes)) == 1 and str(outcomes[0]).startswith("successor-of-"), outcomes
+        assert store.rotate("contested", time.time() + HOUR, "late", 60) == outcomes[0]
     finally:
         store.close()
 
@@ -648,7 +723,7 @@ def test_redis_prefix_separates_deployments(redis_url: str) -> None:  # noqa: F8
         assert shop.prefix == "shop:" and blog.prefix == "jwt_wsgi:"
         shop.ping()  # each deployment begins its own epoch (start-up), before its tokens
         blog.ping()
-        now = time.time()
+        now = max(time.time(), shop.epoch, blog.epoch)
         shop.revoke("j", now + HOUR)
         assert shop.is_revoked("j", "s", now, None) is True
         assert blog.is_revoked("j", "s", now, None) is False
@@ -717,7 +792,7 @@ def test_redis_restarted_without_persistence_refuses_every_older_token(
             assert all("lost its state" in e and "hunter" not in e for e in errors)
             assert store.epoch is not None and store.epoch > before
 
-            after = time.time()
+            after = store.epoch  # a token issued from then on
             assert store.is_revoked("new", "alice", after, None) is False
             assert other_worker.is_revoked("new", "alice", after, None) is False
             store.revoke("new", after + HOUR)
@@ -739,7 +814,7 @@ def test_redis_first_use_of_an_empty_database_begins_the_epoch(redis_url: str) -
         store.ping()  # at start-up
         assert store.epoch is not None and store.epoch >= before
         assert store.is_revoked("j", "alice", before - 1, None) is True
-        assert store.is_revoked("j", "alice", time.time(), None) is False
+        assert store.is_revoked("j", "alice", store.epoch, None) is False  # issued from then on
     finally:
         store.close()
 
@@ -769,11 +844,12 @@ def test_sqlite_file_deleted_under_running_workers_refuses_every_older_token(
         clock.now += 2  # the next call checks the file again
         assert store.is_revoked("logged-out", "alice", t0, None) is True
         assert store.is_revoked("live", "alice", t0, None) is True
-        assert store.epoch == clock.now
+        assert store.epoch == cutoff_after(clock.now)
         assert path.exists()  # a new file, with its own epoch
         errors = _errors(caplog)
         assert len(errors) == 1 and "lost its state" in errors[0], errors
 
+        clock.now += 0.001
         assert store.is_revoked("new", "alice", clock.now, None) is False
         assert store.spend("new-refresh", clock.now + HOUR) is True
         clock.now += 5
@@ -799,7 +875,7 @@ def test_sqlite_file_replaced_is_seen_by_a_process_that_opens_it(
     replacement.close()
     try:
         assert first.is_revoked("j", "alice", clock.now - 50, None) is True
-        assert first.epoch == clock.now
+        assert first.epoch == cutoff_after(clock.now)
         assert len(_errors(caplog)) == 1
     finally:
         first.close()

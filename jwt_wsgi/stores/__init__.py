@@ -7,15 +7,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, RevokedToken, ServiceUnavailable, StoreUnavailable
-from .base import Store
+from ..tokens import issued_at
+from .base import Store, cutoff_after
 from .memory import MemoryStore
 
-__all__ = ["Store", "MemoryStore", "open_store", "store_kind", "check_revoked", "revocation_args"]
+__all__ = ["Store", "MemoryStore", "open_store", "store_kind", "check_revoked", "revocation_args", "cutoff_after"]
 
 log = logging.getLogger(__name__)
 
@@ -34,32 +36,36 @@ def store_kind(url: str) -> str:
     return scheme
 
 
-def open_store(url: str) -> Store:
-    """Build the store a URL names. Connections are opened lazily (after gunicorn forks)."""
+def open_store(url: str, *, clock: Callable[[], float] = time.time) -> Store:
+    """Build the store a URL names. Connections are opened lazily (after gunicorn forks).
+
+    :param clock: seconds since the epoch; injectable for tests.
+    """
     kind = store_kind(url)
     if kind == "memory":
-        return MemoryStore.from_url(url)
+        return MemoryStore.from_url(url, clock=clock)
     if kind == "sqlite":
         from .sqlite import SQLiteStore
 
-        return SQLiteStore.from_url(url)
+        return SQLiteStore.from_url(url, clock=clock)
     from .redis import RedisStore
 
-    return RedisStore.from_url(url)
+    return RedisStore.from_url(url, clock=clock)
 
 
 def revocation_args(claims: Mapping[str, Any]) -> tuple[str | None, str, float, str | None]:
-    """``(jti, sub, iat, family)`` for :meth:`Store.is_revoked`, from verified claims of any issuer.
+    """``(jti, sub, issued, family)`` for :meth:`Store.is_revoked`, from verified claims of any issuer.
 
     Claims from other issuers may lack ``jti``/``fam``/``iat`` or carry them with other types:
-    only strings are looked up, and a missing ``iat`` counts as issued at the epoch (so a subject
-    cut-off covers it).
+    only strings are looked up. ``issued`` is :func:`~jwt_wsgi.tokens.issued_at`: to the
+    millisecond for this middleware's tokens, ``iat`` for others, and ``0.0`` without ``iat``
+    (so a subject cut-off covers it).
     """
-    jti, family, iat = claims.get("jti"), claims.get("fam"), claims.get("iat")
+    jti, family = claims.get("jti"), claims.get("fam")
     return (
         jti if isinstance(jti, str) else None,
         claims["sub"],
-        float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool) else 0.0,
+        issued_at(claims),
         family if isinstance(family, str) else None,
     )
 

@@ -4,7 +4,8 @@ A store keeps four kinds of records, each with an expiry after which it may vani
 
 - revoked token ids (``jti``), until the token's own ``exp``;
 - per-subject cut-offs: "every token of ``sub`` issued before *T* is revoked";
-- spent refresh-token ids and revoked refresh families (rotation and theft detection);
+- spent refresh-token ids and revoked refresh families (rotation and theft detection), and for
+  ``refresh_reuse_interval`` seconds after a refresh token's first use, the successor it got;
 - rate-limit counters (fixed windows that start at the first hit).
 
 A store that can lose its records while the middleware runs (Redis restarted without
@@ -21,7 +22,15 @@ configured socket timeout and never returns a guess.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol, runtime_checkable
+
+
+def cutoff_after(now: float) -> float:
+    """A revocation cut-off for ``now``: the start of the next millisecond. Tokens dated before
+    it are revoked: every token issued up to ``now``, and those issued later in the same
+    millisecond, which :func:`~jwt_wsgi.tokens.issued_at` cannot tell apart (fail closed)."""
+    return (math.floor(now * 1000) + 1) / 1000
 
 
 @runtime_checkable
@@ -54,6 +63,17 @@ class Store(Protocol):
     def spend(self, jti: str, expires_at: float) -> bool:
         """Mark a refresh token id as used. True the first time, False for every later call,
         across all processes: of two concurrent calls exactly one gets True."""
+        ...
+
+    def rotate(self, jti: str, expires_at: float, successor: str, reuse_interval: float) -> str | None:
+        """Spend refresh token ``jti`` (as :meth:`spend`) and say which successor to answer with.
+
+        The first call records ``successor`` (an opaque string, kept ``reuse_interval`` seconds
+        from now) and returns it. A later call within that interval returns the recorded one, so
+        concurrent refreshes of one client all get the same successor; any later call returns
+        ``None``: the token was used before, and its family should be revoked. All of it
+        atomically, across processes. ``reuse_interval`` 0 records nothing (a second call is
+        always ``None``)."""
         ...
 
     def hit(self, key: str, window: float) -> tuple[int, float]:

@@ -81,13 +81,15 @@ class MemoryStore:
         self._revoked = _Expiring(max_entries)
         self._families = _Expiring(max_entries)
         self._spent = _Expiring(max_entries)
+        self._successors: dict[str, str] = {}  # spent jti -> its successor, within the reuse interval
+        self._successor_expiry = _Expiring(max_entries)
         self._subjects: dict[str, tuple[float, float]] = {}  # sub -> (cutoff, expires_at)
         self._subject_expiry = _Expiring(max_entries)
         self._counters: dict[str, list[float]] = {}  # key -> [count, window_ends_at]
         self._counter_expiry = _Expiring(max_entries)
 
     @classmethod
-    def from_url(cls, url: str) -> MemoryStore:
+    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> MemoryStore:
         params = dict(parse_qsl(urlsplit(url).query))
         unknown = set(params) - {"max_entries"}
         if unknown:
@@ -98,12 +100,13 @@ class MemoryStore:
             raise ConfigurationError("store", "memory://?max_entries= takes a whole number") from None
         if max_entries < 1:
             raise ConfigurationError("store", "memory://?max_entries= must be at least 1")
-        return cls(max_entries=max_entries)
+        return cls(max_entries=max_entries, clock=clock)
 
     def stats(self) -> dict[str, int]:
         """How many live-or-not-yet-swept records of each kind are held (for monitoring and tests)."""
         return {"revoked": len(self._revoked), "families": len(self._families), "spent": len(self._spent),
-                "subjects": len(self._subjects), "counters": len(self._counters)}
+                "subjects": len(self._subjects), "counters": len(self._counters),
+                "successors": len(self._successors)}
 
     # -- revocation --------------------------------------------------------------------------
     def is_revoked(self, jti: str | None, sub: str, iat: float, family: str | None) -> bool:
@@ -149,6 +152,24 @@ class MemoryStore:
             if not self._spent.put(jti, expires_at, now, expires_at - now):
                 raise StoreUnavailable("memory store is full")
             return True
+
+    def rotate(self, jti: str, expires_at: float, successor: str, reuse_interval: float) -> str | None:
+        with self._lock:
+            now = self._clock()
+            if self._spent.get(jti, now) is not None:
+                if self._successor_expiry.get(jti, now) is None:
+                    return None
+                return self._successors.get(jti)
+            self._spent.sweep(now)
+            if not self._spent.put(jti, expires_at, now, expires_at - now):
+                raise StoreUnavailable("memory store is full")
+            if reuse_interval > 0:
+                for gone in self._successor_expiry.sweep(now):
+                    self._successors.pop(gone, None)
+                # Full: nothing recorded, so a repeat counts as reuse (fail closed).
+                if self._successor_expiry.put(jti, now + reuse_interval, now, reuse_interval):
+                    self._successors[jti] = successor
+            return successor
 
     # -- rate limits -------------------------------------------------------------------------
     def hit(self, key: str, window: float) -> tuple[int, float]:

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, StoreUnavailable
+from .base import cutoff_after
 
 try:
     import redis
@@ -104,6 +105,17 @@ if tonumber(old) < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+"""
+
+# Spend a refresh token (KEYS[1], until ARGV[1] ms) and record its successor (KEYS[2]: ARGV[2],
+# for ARGV[3] ms by the server's clock); or, already spent, return the recorded successor (nil
+# once the interval is over).
+_ROTATE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then
+  if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+  return ARGV[2]
+end
+return redis.call('GET', KEYS[2])
 """
 
 # ARGV[1]: window (ms). The expiry is set by the hit that creates the key, never moved after.
@@ -204,6 +216,7 @@ class RedisStore:
         self._family_prefix = prefix + "family:"
         self._subject_prefix = prefix + "subject:"
         self._spent_prefix = prefix + "spent:"
+        self._successor_prefix = prefix + "next:"
         self._hits_prefix = prefix + "hits:"
         self._epoch_key = prefix + "epoch"
         self._clock = clock
@@ -215,13 +228,13 @@ class RedisStore:
         self._state = self._build()  # validates the URL; connects to nothing
 
     @classmethod
-    def from_url(cls, url: str) -> RedisStore:
+    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> RedisStore:
         """Build a store from a Redis URL, taking this store's ``prefix`` parameter out of it."""
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         prefixes = [value for name, value in query if name == "prefix"]
         rest = urlencode([(name, value) for name, value in query if name != "prefix"])
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"clock": clock}
         if prefixes:
             options["prefix"] = prefixes[-1]
         return cls(urlunsplit(parts._replace(query=rest)), **options)
@@ -243,6 +256,7 @@ class RedisStore:
                 ("revoke", _REVOKE),
                 ("revoke_subject", _REVOKE_SUBJECT),
                 ("hit", _HIT),
+                ("rotate", _ROTATE),
                 ("unhit", _UNHIT),
             )
         }
@@ -286,7 +300,7 @@ class RedisStore:
             keys.append(self._family_prefix + family)
         keys.append(self._subject_prefix + sub)
         # Idempotent (the marker is written only when missing), so _read may retry it.
-        revoked, epoch, created = self._read("is_revoked", keys, [_number(iat), _number(self._clock())])
+        revoked, epoch, created = self._read("is_revoked", keys, [_number(iat), _number(cutoff_after(self._clock()))])
         if epoch != self._epoch:
             self._saw_epoch(epoch, created)
         return bool(revoked)
@@ -330,10 +344,20 @@ class RedisStore:
         except RedisError as exc:
             raise self._unavailable(exc) from exc
 
+    def rotate(self, jti: str, expires_at: float, successor: str, reuse_interval: float) -> str | None:
+        recorded = self._write(
+            "rotate",
+            [self._spent_prefix + jti, self._successor_prefix + jti],
+            [str(_ms(expires_at)), successor, str(math.ceil(reuse_interval * 1000)) if reuse_interval > 0 else "0"],
+        )
+        if recorded is None:
+            return None
+        return recorded.decode("utf-8", "surrogatepass") if isinstance(recorded, bytes) else str(recorded)
+
     # -- rate limits -------------------------------------------------------------------------
     def hit(self, key: str, window: float) -> tuple[int, float]:
         count, ttl_ms, epoch, created = self._write(
-            "hit", [self._hits_prefix + key, self._epoch_key], [str(_ms(window)), _number(self._clock())]
+            "hit", [self._hits_prefix + key, self._epoch_key], [str(_ms(window)), _number(cutoff_after(self._clock()))]
         )
         if epoch != self._epoch:
             self._saw_epoch(epoch, created)
@@ -356,7 +380,7 @@ class RedisStore:
         except RedisError as exc:
             raise self._unavailable(exc) from exc
         # At start-up: read (or begin) the epoch, so that a loss later is told apart.
-        epoch, created = self._read("epoch", [self._epoch_key], [_number(self._clock())])
+        epoch, created = self._read("epoch", [self._epoch_key], [_number(cutoff_after(self._clock()))])
         if epoch != self._epoch:
             self._saw_epoch(epoch, created)
 

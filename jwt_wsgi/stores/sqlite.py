@@ -36,6 +36,7 @@ from typing import TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import ConfigurationError, StoreUnavailable
+from .base import cutoff_after
 
 __all__ = ["SQLiteStore"]
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-_SCHEMA_VERSION = 2  # 2: the meta table and its epoch
+_SCHEMA_VERSION = 2  # 2: the meta table and its epoch, the successors table
 
 # Keys are stored as BLOBs of their UTF-8 bytes ("surrogatepass", so that any Python string a
 # JSON token can carry, lone surrogates included, maps to one distinct key instead of raising).
@@ -60,6 +61,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS counters"
     " (key BLOB PRIMARY KEY, count INTEGER NOT NULL, window_ends REAL NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS counters_expiry ON counters (window_ends)",
+    "CREATE TABLE IF NOT EXISTS successors"
+    " (jti BLOB PRIMARY KEY, successor TEXT NOT NULL, until REAL NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS successors_expiry ON successors (until)",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID",
     f"PRAGMA user_version = {_SCHEMA_VERSION}",
 )
@@ -99,6 +103,12 @@ _REVOKE_SUBJECT = (
 )
 _PURGE_SPENT = "DELETE FROM spent WHERE expires_at <= ?"
 _SPEND = "INSERT INTO spent (jti, expires_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING"
+_PURGE_SUCCESSORS = "DELETE FROM successors WHERE until <= ?"
+_RECORD_SUCCESSOR = (
+    "INSERT INTO successors (jti, successor, until) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (jti) DO UPDATE SET successor = excluded.successor, until = excluded.until"
+)
+_SUCCESSOR = "SELECT successor FROM successors WHERE jti = ? AND until > ?"
 _PURGE_COUNTERS = "DELETE FROM counters WHERE window_ends <= ?"
 _HIT = (
     "INSERT INTO counters (key, count, window_ends) VALUES (?1, 1, ?2)"
@@ -170,7 +180,7 @@ class SQLiteStore:
         _STORES.add(self)
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
+    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> SQLiteStore:
         """Build a store from ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``.
 
         :raises ConfigurationError: (option ``store``) for a URL without a file path, with a host,
@@ -201,7 +211,7 @@ class SQLiteStore:
                 raise ConfigurationError("store", f"SQLite 'timeout' must be seconds, not {value!r}") from None
             if not timeout >= 0:  # also refuses nan
                 raise ConfigurationError("store", "SQLite 'timeout' must not be negative")
-        return cls(path, timeout=timeout)
+        return cls(path, timeout=timeout, clock=clock)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -292,7 +302,7 @@ class SQLiteStore:
                 conn.execute(statement)
             # Version 1 kept every record: no cut-off. Anything else is a new file (or one whose
             # epoch was deleted): it knows nothing of earlier tokens.
-            created = conn.execute(_BEGIN_EPOCH, (0.0 if version == 1 else self._clock(),)).rowcount == 1
+            created = conn.execute(_BEGIN_EPOCH, (0.0 if version == 1 else cutoff_after(self._clock()),)).rowcount == 1
             (epoch,) = conn.execute(_EPOCH).fetchone()
         except BaseException:
             if conn.in_transaction:
@@ -402,6 +412,19 @@ class SQLiteStore:
 
         return self._write(work)
 
+    def rotate(self, jti: str, expires_at: float, successor: str, reuse_interval: float) -> str | None:
+        def work(conn: sqlite3.Connection, now: float) -> str | None:
+            conn.execute(_PURGE_SPENT, (now,))
+            if conn.execute(_SPEND, (_key(jti), expires_at)).rowcount == 1:
+                if reuse_interval > 0:
+                    conn.execute(_PURGE_SUCCESSORS, (now,))
+                    conn.execute(_RECORD_SUCCESSOR, (_key(jti), successor, now + reuse_interval))
+                return successor
+            row = conn.execute(_SUCCESSOR, (_key(jti), now)).fetchone()
+            return None if row is None else str(row[0])
+
+        return self._write(work)
+
     # -- rate limits -------------------------------------------------------------------------
     def hit(self, key: str, window: float) -> tuple[int, float]:
         def work(conn: sqlite3.Connection, now: float) -> tuple[int, float]:
@@ -424,7 +447,8 @@ class SQLiteStore:
         a maintenance job if a table may go unwritten for a long time after a burst."""
 
         def work(conn: sqlite3.Connection, now: float) -> None:
-            for statement in (_PURGE_REVOKED, _PURGE_FAMILIES, _PURGE_SUBJECTS, _PURGE_SPENT, _PURGE_COUNTERS):
+            for statement in (_PURGE_REVOKED, _PURGE_FAMILIES, _PURGE_SUBJECTS, _PURGE_SPENT, _PURGE_SUCCESSORS,
+                              _PURGE_COUNTERS):
                 conn.execute(statement, (now,))
 
         self._write(work)

@@ -22,7 +22,7 @@ import jwt
 import pytest
 from werkzeug.security import generate_password_hash
 
-from tests.conftest import ALICE_PASSWORD, CANARY_API, FAST_HASH, HS, SECRET, bearer
+from tests.conftest import ALICE_PASSWORD, CANARY_API, FAST_HASH, HS, SECRET, FakeClock, bearer
 from tests.security import apps
 from tests.security.conftest import H0, STATS, build_request, client_for, raw_http, read_response, start_dev_server
 
@@ -350,10 +350,14 @@ def _tokens(client: Any, username: str = "alice", password: str = ALICE_PASSWORD
 
 
 def test_L39_refresh_replay_and_rotation() -> None:
-    client = fresh()
+    clock = FakeClock(int(time.time()) - 1000.0)  # in the past: the verifier's clock is real
+    client = fresh(clock=clock)
     tokens = _tokens(client)
     first = client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
     assert first.status_code == 200
+    within = client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
+    assert within.status_code == 200 and within.json["refresh_token"] == first.json["refresh_token"]
+    clock.now += 10  # after refresh_reuse_interval, a replay is theft
     replay = client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
     assert replay.status_code == 401
     assert client.post(REFRESH, json={"refresh_token": first.json["refresh_token"]}).status_code == 401

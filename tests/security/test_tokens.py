@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from jwt_wsgi import JWTMiddleware
-from tests.conftest import ALICE_PASSWORD, CANARY_ADMIN, CANARY_API, HS, SECRET, J, b64, bearer
+from tests.conftest import ALICE_PASSWORD, CANARY_ADMIN, CANARY_API, HS, SECRET, FakeClock, J, b64, bearer
 from tests.security import apps
 from tests.security.conftest import (
     ED,
@@ -583,9 +583,14 @@ def test_T40_padded_token_is_the_same_token_or_denied(hs: Ctx, make_token: Calla
     assert after.status_code in (400, 401) and CANARY_API not in after.data
 
 
-def test_T45_refresh_token_reuse_revokes_the_family(hs: Ctx) -> None:
+def test_T45_refresh_token_reuse_revokes_the_family(
+    stack: Callable[..., Any], keys: Keys, listener: Listener
+) -> None:
+    clock = FakeClock(int(time.time()) - 1000.0)  # in the past: the verifier's clock is real
+    hs = _ctx(stack(clock=clock), keys, listener)
     first = hs.client.post("/auth/refresh", json={"refresh_token": hs.R})
     assert first.status_code == 200
+    clock.now += 10  # refresh_reuse_interval: a copy used within it gets the same successor
     second = hs.client.post("/auth/refresh", json={"refresh_token": hs.R})
     assert second.status_code == 401 and b"access_token" not in second.data
     # The thief's rotated tokens die with the family.
