@@ -14,6 +14,10 @@ How the contract maps onto Redis:
 - each method is one round trip, and each method that reads and then writes is a Lua script,
   which Redis runs atomically: :meth:`~RedisStore.spend` is ``SET NX``, the subject cut-off only
   moves forward, a counter's window starts with its first hit;
+- ``<prefix>epoch``, a key without expiry, holds the time from which the database has kept every
+  record; the revocation script reads it, and when it is missing (a restart without
+  persistence, ``FLUSHALL``, eviction) writes a new one and refuses every token issued before
+  it, so nothing that was revoked comes back (``jwt-wsgi check`` warns about such servers);
 - no command is retried after it may have reached the server (a retried ``INCR`` counts twice, a
   retried ``SET NX`` reports a fresh refresh token as already spent); a failure is reported as
   :class:`~jwt_wsgi.errors.StoreUnavailable` after at most the socket timeout [1 s], and the

@@ -21,6 +21,10 @@ How it stays correct with several gunicorn workers, each with several threads:
 Security: you lose revocations if you lose this file. It is written with ``synchronous=FULL``,
 so a logout survives a power cut, not just a crash; put it on a local disk (WAL needs shared
 memory, which network file systems do not provide) and give only the service's user access.
+A file deleted or replaced while the workers run is noticed (each thread compares the file at
+the path with its connection's at most once a second) and fails closed: the new file's epoch,
+the time it was created, refuses every token issued before it. An older copy of the same file
+put back (a restored backup) cannot be told apart: do not.
 """
 
 from __future__ import annotations
