@@ -367,7 +367,9 @@ def test_next_spellings_give_an_ascii_location_on_this_site(browser, next_value,
 
 
 @pytest.mark.parametrize(("next_value", "location"), NEXT_SPELLINGS)
-def test_silent_refresh_with_any_next_keeps_the_session(browser, next_value, location):
+def test_silent_refresh_with_any_next_keeps_the_session(make_client, next_value, location):
+    clock = FakeClock(int(time.time()) - 1000.0)  # in the past: the verifier's clock is real
+    browser = make_client(token_sources=["header", "cookie"], clock=clock)
     jar = cookies_of(sign_in(browser))
     refreshed = refresh_page(browser, jar, next_value)
     assert refreshed.status_code == 303
@@ -378,6 +380,7 @@ def test_silent_refresh_with_any_next_keeps_the_session(browser, next_value, loc
     again = refresh_page(browser, {**jar, **new}, "/app/page")
     assert again.status_code == 303 and again.headers["Location"] == "/app/page"
     assert cookies_of(again)["access_token"]["value"]
+    clock.now += 10  # past refresh_reuse_interval: the spent token is refused
     assert refresh_page(browser, jar, "/app/page").headers["Location"].startswith("/auth/login?next=")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from jwt_wsgi.stores.sqlite import SQLiteStore
 from tests.conftest import SECRET, mint
 from tests.servers import GUNICORN, JWT_WSGI, REPO_ROOT, REQUEST_TIMEOUT, Server, server_env
 
@@ -147,6 +148,11 @@ def test_example_conf_escapes_every_atom_and_logs_no_secret(tmp_path: Path) -> N
     server = Server([GUNICORN, "-c", "examples/gunicorn.conf.py", "--access-logformat", EVERY_ATOM,
                      "examples.plain_wsgi:application"],
                     env=env, log_dir=tmp_path, name="example", ready_path="/api/health")
+    # A store in service since long before the token (a new one would refuse every token minted
+    # before its first use: it cannot know what it never saw).
+    early = SQLiteStore(tmp_path / "s.db", clock=lambda: 1.0)
+    early.ping()
+    early.close()
     token = mint(sub="alice")
     basic = base64.b64encode(b"eve\r\nFORGED-USER:pw")
     with server:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from jwt_wsgi import JWTMiddleware
+from jwt_wsgi.tokens import time_ordered_id
 from tests._services import unavailable
 from tests.redis_server import RedisServer, running_redis
 
@@ -62,7 +64,9 @@ def test_a_cached_token_asks_a_stalled_store_once(redis, fail_open, status):
     counting = CountingStore(middleware.store)
     middleware.store = counting
     client = BufferedClient(middleware)
-    token = bearer(mint())
+    middleware.store.ping()  # start-up: the store's epoch begins before the token below
+    now = time.time()
+    token = bearer(mint(iat=int(now), jti=time_ordered_id(now)))  # dated to the millisecond, as ours are
     assert client.get("/api/me", headers=token).status_code == 200  # verified and cached
     assert client.get("/api/me", headers=token).status_code == 200  # the repeated-token path
     counting.queries = 0
