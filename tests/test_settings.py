@@ -42,6 +42,8 @@ def build(**options):
         pytest.param({"access_ttl": "soon"}, "access_ttl", id="bad-duration"),
         pytest.param({"access_ttl": 0}, "access_ttl", id="zero-ttl"),
         pytest.param({"leeway": "1h"}, "leeway", id="huge-leeway"),
+        pytest.param({"refresh_reuse_interval": "-1s"}, "refresh_reuse_interval", id="negative-reuse-interval"),
+        pytest.param({"refresh_reuse_interval": "1h"}, "refresh_reuse_interval", id="huge-reuse-interval"),
         pytest.param({"token_sources": ["header", "body"]}, "token_sources", id="unknown-source"),
         pytest.param({"token_sources": []}, "token_sources", id="no-source"),
         pytest.param({"token_sources": ["query"]}, "query_param", id="query-without-param"),
