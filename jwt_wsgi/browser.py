@@ -24,7 +24,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from .errors import AuthError, ConfigurationError
+from .errors import ConfigurationError, Forbidden
 from .settings import Settings
 from .tokens import cookie_values
 
@@ -36,11 +36,9 @@ CSRF_COOKIE = "csrf_token"
 REFRESH_COOKIE = "refresh_token"
 
 
-class CSRFFailed(AuthError):
-    status = 403
+class CSRFFailed(Forbidden):
     code = "csrf_failed"
     message = "Cross-site request refused: the CSRF token or origin is missing or wrong"
-    challenge = False
 
 
 def _quality(ranges: list[tuple[str, float]], offer: str) -> float:

@@ -30,6 +30,7 @@ from .errors import (
     MissingToken,
     PayloadTooLarge,
     RevokedToken,
+    ServerError,
     ServiceUnavailable,
     StoreUnavailable,
     TooManyRequests,
@@ -328,6 +329,11 @@ class Endpoints:
         except (InvalidCredentials, BadRequest) as error:
             return self._login_page(environ, start_response, next_path=next_path, status=error.status,
                                     username=username, error="Invalid username or password.")
+        except ServerError as error:
+            # Our fault (the store is down): the person's password may well be right.
+            return self._login_page(environ, start_response, next_path=next_path, status=error.status,
+                                    username=username, extra=error.headers,
+                                    error="The sign-in service is unavailable. Please try again in a moment.")
         csrf = new_csrf()
         tokens = self._token_response(sub, {**claims, "csrf": csrf})
         return self._redirect(start_response, target, [

@@ -247,6 +247,8 @@ class JWTMiddleware:
             if answer is not None:
                 return answer(environ, start_response)
         except AuthError as error:
+            if isinstance(error, StoreUnavailable):  # not translated on its way out: still worth a line
+                log.warning("store unavailable: %s", error)
             return self._respond(error, start_response)
         except Exception:
             log.exception("jwt_wsgi failed while handling a request")

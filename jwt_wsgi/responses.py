@@ -71,13 +71,17 @@ class ErrorRenderer:
         if callable(self.format):
             return "application/json", dict(self.format(error))
         if self.format == "problem":
-            return "application/problem+json", {
+            problem: dict[str, Any] = {
                 "type": "about:blank",
                 "title": HTTPStatus(error.status).phrase,
                 "status": error.status,
                 "detail": error.message,
                 "code": error.code,
             }
+            if error.rfc6749:
+                # OAuth 2.0 clients read the RFC 6749 §5.2 code from "error": an extension member.
+                problem["error"] = error.rfc6749
+            return "application/problem+json", problem
         if self.format == "article":
             return "application/json", {"error": "1", "message": _ARTICLE_MESSAGES.get(error.code, error.message)}
         return "application/json", {"error": error.code, "message": error.message}

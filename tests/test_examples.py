@@ -124,7 +124,7 @@ def test_in_process(load_example: Any, example: Example) -> None:
 
     wrong = client.post("/auth/login", json={"username": "alice", "password": "wrong-password"})
     assert wrong.status_code == 401
-    assert wrong.json["error"] == "invalid_credentials"
+    assert wrong.json["error"] == "invalid_grant"
 
     tokens = _login(client, "alice", ALICE_PASSWORD)
     assert tokens["token_type"] == "Bearer"
@@ -336,7 +336,7 @@ def test_gunicorn_wrong_password(served: tuple[Example, Server]) -> None:
     _, server = served
     response = post(server.base_url, "/auth/login", json_body={"username": "alice", "password": "wrong-password"})
     server.check(response.status == 401, str(response))
-    server.check(response.json()["error"] == "invalid_credentials", str(response))
+    server.check(response.json()["error"] == "invalid_grant", str(response))
     server.check("access_token" not in response.json(), str(response))
 
 

@@ -58,7 +58,7 @@ def test_wrong_credentials_look_the_same_for_unknown_users(make_client):
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.data == unknown.data
     assert sorted(wrong.headers.items()) == sorted(unknown.headers.items())
-    assert wrong.json == {"error": "invalid_credentials", "message": "Invalid username or password"}
+    assert wrong.json == {"error": "invalid_grant", "message": "Invalid username or password"}
 
 
 def test_unknown_users_cost_a_password_hash(tmp_path):
@@ -136,7 +136,7 @@ def test_unknown_users_cost_a_password_hash(tmp_path):
 def test_bad_login_bodies(client, kwargs, status):
     response = client.post(LOGIN, **kwargs)
     assert response.status_code == status, response.data
-    assert response.json["error"] in ("bad_request", "unsupported_media_type", "payload_too_large")
+    assert response.json["error"] in ("invalid_request", "unsupported_media_type", "payload_too_large")
     assert response.headers["Content-Type"] == "application/json"
 
 
