@@ -1,9 +1,15 @@
-"""The endpoints the middleware mounts: login, refresh, logout, JWKS.
+"""The endpoints the middleware mounts: login (an RFC 6749 token endpoint), refresh, logout,
+revocation (RFC 7009), JWKS.
 
 These are cold paths: clarity over speed. Request bodies are read only up to ``max_body_size``
 (also with chunked transfer encoding), parsed strictly (one content type, UTF-8, no duplicate
 keys, no NaN, bounded nesting) and every defect is a precise 4xx. Responses that carry tokens
 are ``Cache-Control: no-store`` (RFC 6749 §5.1).
+
+Token endpoint errors carry the RFC 6749 §5.2 code in ``error``, with §5.2's ``400`` except for a
+failed grant (wrong credentials; a refresh token spent, expired, revoked or forged):
+``401 invalid_grant``, because the product contract fixes 401 for wrong credentials, one failed
+grant should look like another, and OAuth 2.0 clients (authlib, oauthlib) decide on ``error``.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import hmac
 import json
 import logging
 import math
+import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote
 
@@ -24,8 +31,11 @@ from .errors import (
     AuthError,
     BadRequest,
     InvalidCredentials,
+    InvalidGrant,
     InvalidRequest,
+    InvalidScope,
     InvalidToken,
+    LengthRequired,
     MethodNotAllowed,
     MissingToken,
     PayloadTooLarge,
@@ -34,6 +44,8 @@ from .errors import (
     ServiceUnavailable,
     StoreUnavailable,
     TooManyRequests,
+    UnauthorizedClient,
+    UnsupportedGrantType,
     UnsupportedMediaType,
 )
 from .responses import NO_STORE, StartResponse, json_response, status_line
@@ -69,7 +81,12 @@ def read_body(environ: Mapping[str, Any], cap: int) -> bytes:
         data: bytes = stream.read(size) if size else b""
         return data
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if chunked or environ.get("wsgi.input_terminated"):
+    if chunked and not environ.get("wsgi.input_terminated"):
+        # PEP 3333 lets an application read only CONTENT_LENGTH bytes; a server that neither
+        # passes a length nor promises an end (uWSGI's HTTP router hands such a body over as
+        # empty) has not given us the body. Say so, rather than blame an empty field.
+        raise LengthRequired()
+    if environ.get("wsgi.input_terminated"):
         data = stream.read(cap + 1)
         if len(data) > cap:
             raise PayloadTooLarge()
@@ -134,6 +151,9 @@ def parse_fields(environ: Mapping[str, Any], cap: int, *, allow_empty: bool = Fa
         if not isinstance(data, dict):
             raise BadRequest("The body must be a JSON object")
         return data
+    # Empty pairs ("a=1&", "a=1&&b=2") are harmless and some clients send them (WHATWG URL
+    # parsing skips them too); a pair without "=" is still malformed.
+    text = "&".join(pair for pair in text.split("&") if pair)
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=_MAX_FIELDS,
                           errors="strict")
@@ -153,6 +173,73 @@ def _text_field(fields: Mapping[str, Any], name: str, limit: int) -> str:
     except UnicodeEncodeError:
         raise BadRequest(f"'{name}' is not valid text") from None
     return value
+
+
+# -- RFC 6749 token requests ------------------------------------------------------------------------
+#: Grants that need a registered client; this server has none (RFC 6749 §5.2 ``unauthorized_client``).
+_CLIENT_GRANTS = frozenset({"client_credentials", "authorization_code"})
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_SCOPE_CLAIMS = ("scope", "scp", "scopes")
+#: Claim of the tokens of a grant narrowed by a requested ``scope``: later refreshes never exceed it,
+#: even when the user's claims (read again at each refresh) grant more.
+SCOPE_LIMIT = "grant_scope"
+
+
+def grant_type(fields: Mapping[str, Any]) -> str:
+    """``password`` or ``refresh_token``; a body without ``grant_type`` is a password grant."""
+    value = fields.get("grant_type")
+    if value is None:
+        return "password"
+    if not isinstance(value, str) or not value:
+        raise BadRequest("'grant_type' must be a non-empty string")
+    if value in ("password", "refresh_token"):
+        return value
+    if value in _CLIENT_GRANTS:
+        raise UnauthorizedClient()
+    raise UnsupportedGrantType()
+
+
+def requested_scope(fields: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The scopes a token request asks for (RFC 6749 §3.3), in order, or ``None`` for all granted."""
+    value = fields.get("scope")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidScope()
+    scopes = [token for token in value.split(" ") if token]
+    if not all(_SCOPE_TOKEN.fullmatch(token) for token in scopes):
+        raise InvalidScope()
+    return tuple(dict.fromkeys(scopes)) or None  # an empty scope asks for nothing in particular
+
+
+def granted_scopes(claims: Mapping[str, Any]) -> list[str]:
+    """The scopes ``claims`` grant (``scope``, ``scp``, ``scopes``), within the grant's limit."""
+    found: list[str] = []
+    for name in _SCOPE_CLAIMS:
+        value = claims.get(name)
+        if isinstance(value, str):
+            found.extend(value.split())
+        elif isinstance(value, list):
+            found.extend(v for v in value if isinstance(v, str))
+    limit = claims.get(SCOPE_LIMIT)
+    if isinstance(limit, str):
+        allowed = set(limit.split())
+        found = [s for s in found if s in allowed]
+    return list(dict.fromkeys(found))
+
+
+def with_scopes(claims: Mapping[str, Any], scopes: Sequence[str]) -> dict[str, Any]:
+    """``claims`` with every scope claim cut down to ``scopes`` (each in its own shape)."""
+    keep = set(scopes)
+    narrowed = dict(claims)
+    for name in _SCOPE_CLAIMS:
+        value = claims.get(name)
+        if isinstance(value, str):
+            narrowed[name] = " ".join(s for s in scopes if s in set(value.split()))
+        elif isinstance(value, list):
+            narrowed[name] = [v for v in value if v in keep]
+    return narrowed
 
 
 def client_address(environ: Mapping[str, Any], trusted: frozenset[str]) -> str:
@@ -248,6 +335,8 @@ class Endpoints:
             table[s.refresh_path] = self.refresh
         if s.logout_path:
             table[s.logout_path] = self.logout
+        if s.revocation_path:
+            table[s.revocation_path] = self.revoke
         if s.jwks_path and self.jwks_body is not None:
             table[s.jwks_path] = self.jwks
         return table
@@ -263,10 +352,19 @@ class Endpoints:
         if browser and environ.get("CONTENT_TYPE", "").lower().startswith(FORM):
             return self._browser_login(environ, start_response)
         fields = parse_fields(environ, self.settings.max_body_size)
+        if grant_type(fields) == "refresh_token":
+            if not self.refresh_enabled:
+                raise UnsupportedGrantType()  # no refresh tokens are issued here
+            return self._refresh_grant(environ, start_response, fields)
         username = _text_field(fields, "username", MAX_USERNAME)
         password = _text_field(fields, "password", MAX_PASSWORD)
+        scope = requested_scope(fields)
         sub, claims = self._authenticate(username, password, environ)
-        body = self._token_response(sub, claims)
+        if scope is not None:
+            if not set(scope) <= set(granted_scopes(claims)):
+                raise InvalidScope()
+            claims = {**with_scopes(claims, scope), SCOPE_LIMIT: " ".join(scope)}
+        body = self._token_response(sub, claims, scope=scope)
         if self.settings.error_format == "article":
             # The article's clients read {"error": "0", "token": ...}; the OAuth 2.0 members stay.
             body = {"error": "0", "message": "Login successful", "token": body["access_token"], **body}
@@ -382,18 +480,28 @@ class Endpoints:
             log.warning("store unavailable while clearing a login attempt")
 
     def _token_response(self, sub: str, claims: Mapping[str, Any], family: str | None = None,
-                        successor: _Successor | None = None) -> dict[str, Any]:
-        """The token response; with ``successor``, the tokens it names (minted again, the same)."""
+                        successor: _Successor | None = None,
+                        scope: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The RFC 6749 §5.1 token response; with ``successor``, the tokens it names (minted again,
+        the same); ``scope`` narrows the access token only (RFC 6749 §6)."""
         assert self.issuer is not None
         s = self.settings
         if family is None:
             family = uuid.uuid4().hex  # one login = one refresh family
+        access_claims = claims
+        if scope is not None:
+            allowed = set(granted_scopes(claims))
+            access_claims = with_scopes(claims, [name for name in scope if name in allowed])
         now = self.clock() if successor is None else successor.issued
         age = 0.0 if successor is None else max(self.clock() - now, 0.0)
-        access, _ = self.issuer.issue(sub, s.access_ttl, claims=claims, family=family, now=now,
+        access, _ = self.issuer.issue(sub, s.access_ttl, claims=access_claims, family=family, now=now,
                                       jti=None if successor is None else successor.access_jti)
         body: dict[str, Any] = {"access_token": access, "token_type": "Bearer",
                                 "expires_in": max(int(s.access_ttl - age), 0)}
+        granted = granted_scopes(access_claims)
+        # RFC 6749 §5.1: "scope" is required unless the grant is exactly what the client asked for.
+        if (granted != list(scope)) if scope is not None else granted:
+            body["scope"] = " ".join(granted)
         if self.refresh_enabled:
             refresh, _ = self.issuer.issue(sub, s.refresh_ttl, token_type="refresh", claims=claims, family=family,
                                            now=now, jti=None if successor is None else successor.refresh_jti)
@@ -421,18 +529,35 @@ class Endpoints:
         if method != "POST":
             raise MethodNotAllowed("POST")
         fields = parse_fields(environ, self.settings.max_body_size, allow_empty=True)
+        if "grant_type" in fields and grant_type(fields) != "refresh_token":
+            raise UnsupportedGrantType()  # this path only refreshes; login_path takes passwords
         token = self._token_from_body_or_header(environ, fields, "refresh_token")
         cookies = Cookies(self.settings, self.reader.cookie_secure(environ)) if self.browser else None
         if token is None and cookies is not None:
             # The refresh cookie is SameSite=Strict and scoped to this path: no other site can send it.
             token = cookie_value(environ, cookies.refresh)
             if token is not None:
-                body, csrf = self._rotate(token)
+                body, csrf = self._spend_grant(token, None)
                 return json_response(start_response, 200, body,
                                      [*NO_STORE, *self._session_cookies(cookies, body, csrf)])
         if token is None:
             raise InvalidRequest("The refresh token is missing")
-        return json_response(start_response, 200, self._rotate(token)[0], NO_STORE)
+        return json_response(start_response, 200, self._spend_grant(token, requested_scope(fields))[0], NO_STORE)
+
+    def _refresh_grant(self, environ: dict[str, Any], start_response: StartResponse,
+                       fields: Mapping[str, Any]) -> list[bytes]:
+        """``grant_type=refresh_token`` at the token endpoint (RFC 6749 §6)."""
+        token = self._token_from_body_or_header(environ, fields, "refresh_token")
+        if token is None:
+            raise InvalidRequest("The refresh token is missing")
+        return json_response(start_response, 200, self._spend_grant(token, requested_scope(fields))[0], NO_STORE)
+
+    def _spend_grant(self, token: str, scope: tuple[str, ...] | None) -> tuple[dict[str, Any], str]:
+        """:meth:`_rotate`, with a refused token answered as RFC 6749 §5.2 ``invalid_grant``."""
+        try:
+            return self._rotate(token, scope)
+        except InvalidToken as error:
+            raise InvalidGrant(error.message) from None
 
     def _session_cookies(self, cookies: Cookies, body: Mapping[str, Any], csrf: str) -> list[tuple[str, str]]:
         return cookies.session(body["access_token"], int(self.settings.access_ttl), csrf,
@@ -454,7 +579,7 @@ class Endpoints:
             return self._redirect(start_response, login, cookies.clear())
         return self._redirect(start_response, next_path, self._session_cookies(cookies, body, csrf))
 
-    def _rotate(self, token: str) -> tuple[dict[str, Any], str]:
+    def _rotate(self, token: str, scope: tuple[str, ...] | None = None) -> tuple[dict[str, Any], str]:
         """Spend a refresh token and mint the next pair of its family: (token response, csrf value)."""
         if len(token) > self.settings.max_token_size:
             raise InvalidToken()
@@ -463,6 +588,8 @@ class Endpoints:
         if not isinstance(family, str) or not isinstance(claims.get("jti"), str):
             raise InvalidToken()
         self._check_revoked(claims)
+        if scope is not None and not set(scope) <= set(granted_scopes(claims)):
+            raise InvalidScope()  # before the token is spent: the client keeps its grant
         now = self.clock()
         ours = _Successor(time_ordered_id(now), time_ordered_id(now), now)
         try:
@@ -491,10 +618,13 @@ class Endpoints:
         else:
             # Without a lookup, the claims we signed at login are the best source there is.
             extra = {k: v for k, v in claims.items() if k not in RESERVED_CLAIMS}
+        limit = claims.get(SCOPE_LIMIT)
+        if isinstance(limit, str):  # a grant narrowed at sign-in stays narrowed
+            extra = {**with_scopes(extra, granted_scopes({**extra, SCOPE_LIMIT: limit})), SCOPE_LIMIT: limit}
         csrf = claims.get("csrf")
         if isinstance(csrf, str):
             extra = {**extra, "csrf": csrf}  # the browser keeps its CSRF cookie
-        return self._token_response(sub, extra, family, successor), csrf if isinstance(csrf, str) else ""
+        return self._token_response(sub, extra, family, successor, scope), csrf if isinstance(csrf, str) else ""
 
     # -- logout --------------------------------------------------------------------------------
     def logout(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
@@ -553,6 +683,52 @@ class Endpoints:
             return self._redirect(start_response, self.settings.login_path or "/", cookies.clear())
         start_response("204 No Content", [*NO_STORE, *cookies.clear()])
         return []
+
+    # -- revocation (RFC 7009) ------------------------------------------------------------------
+    def revoke(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """``token`` (and an optional ``token_type_hint``) in a form or JSON body: ``200`` whatever the
+        token is (RFC 7009 §2.2); one of ours that is still valid stops working at once, everywhere.
+
+        Possession of the token is the only credential: this server has no clients to authenticate
+        (an ``Authorization`` header is not read here), and revoking cannot hand anything out.
+        """
+        if environ.get("REQUEST_METHOD") != "POST":
+            raise MethodNotAllowed("POST")
+        fields = parse_fields(environ, self.settings.max_body_size)
+        token = fields.get("token")
+        if not isinstance(token, str) or not token:
+            raise BadRequest("'token' must be a non-empty string")
+        hint = fields.get("token_type_hint")
+        if hint is not None and not isinstance(hint, str):
+            raise BadRequest("'token_type_hint' must be a string")
+        # The hint only orders the search (§2.1): an unknown or wrong hint still finds the token.
+        kinds = ("refresh", "access") if hint == "refresh_token" else ("access", "refresh")
+        claims = self._verified_as_any(token, kinds)
+        if claims is not None:
+            now = self.clock()
+            try:
+                if isinstance(claims.get("jti"), str):
+                    self.store.revoke(claims["jti"], float(claims["exp"]))
+                if claims.get("type") == "refresh" and isinstance(claims.get("fam"), str):
+                    # A refresh token takes its grant with it: every token of its family (§2.1).
+                    self.store.revoke_family(claims["fam"], now + self.settings.refresh_ttl)
+            except StoreUnavailable:
+                # §2.2.1: the client must assume the token is still valid and try again later.
+                raise ServiceUnavailable() from None
+            log.info("token revoked (%s)", claims.get("type"))
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2"), *NO_STORE])
+        return [b"{}"]
+
+    def _verified_as_any(self, token: str, kinds: Sequence[str]) -> dict[str, Any] | None:
+        """The claims of ``token`` verified as one of ``kinds``, or ``None`` when it is not valid."""
+        if len(token) > self.settings.max_token_size:
+            return None
+        for kind in kinds:
+            try:
+                return self.verifier.verify(token, expected_type=kind)
+            except InvalidToken:
+                continue
+        return None
 
     # -- jwks ----------------------------------------------------------------------------------
     def jwks(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:

@@ -501,6 +501,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "login_path": _path_option,
     "refresh_path": _path_option,
     "logout_path": _path_option,
+    "revocation_path": _path_option,
     "jwks_path": _path_option,
     "cors_preflight": _bool,
     "token_sources": _str_list,
@@ -564,6 +565,7 @@ class Settings:
     login_path: str | None = "/auth/login"
     refresh_path: str | None = "/auth/refresh"
     logout_path: str | None = "/auth/logout"
+    revocation_path: str | None = "/auth/revoke"  # RFC 7009
     jwks_path: str | None = "/.well-known/jwks.json"
     cors_preflight: bool = True
     # token sources
@@ -813,13 +815,14 @@ class Settings:
                 _check_absolute(option, prefix)
         for prefix in self.scopes:
             _check_absolute("scopes", prefix)
-        for option in ("login_path", "refresh_path", "logout_path", "jwks_path"):
+        endpoints = ("login_path", "refresh_path", "logout_path", "revocation_path", "jwks_path")
+        for option in endpoints:
             path = getattr(self, option)
             if path is not None:
                 _check_absolute(option, path)
-        mounted = [p for p in (self.login_path, self.refresh_path, self.logout_path, self.jwks_path) if p]
+        mounted = [p for p in (getattr(self, option) for option in endpoints) if p]
         if len(set(mounted)) != len(mounted):
-            raise ConfigurationError("login_path", "login, refresh, logout and jwks paths must differ")
+            raise ConfigurationError("login_path", "login, refresh, logout, revocation and jwks paths must differ")
 
     def _validate_sources(self) -> None:
         if not self.token_sources:
