@@ -293,7 +293,7 @@ class _Successor(NamedTuple):
 
 # -- the endpoints --------------------------------------------------------------------------------
 class Endpoints:
-    """Login, refresh, logout and JWKS handlers sharing one issuer, verifier and store.
+    """Login (token), refresh, logout, revocation and JWKS handlers sharing one issuer, verifier and store.
 
     Each handler takes ``(environ, start_response)`` and raises :class:`AuthError` for the
     middleware to render.

@@ -66,7 +66,7 @@ class JWTMiddleware:
     Requests under a ``protect`` prefix (everything, by default) need a valid token; the
     application then finds the verified claims in ``environ["jwt_wsgi.claims"]`` and the ``sub``
     claim in ``REMOTE_USER``. Elsewhere a valid token still fills in the claims and an invalid
-    one is ignored. The login, refresh, logout and JWKS endpoints are answered by the middleware.
+    one is ignored. The login, refresh, logout, revocation and JWKS endpoints are answered by the middleware.
 
     .. code-block:: python
 
