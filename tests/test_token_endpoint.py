@@ -343,3 +343,16 @@ def test_chunked_body_a_server_terminates_is_read(client):
                            environ_overrides={"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": "",
                                               "wsgi.input_terminated": True})
     assert response.status_code == 200
+
+
+def test_revocation_path_option_in_every_source():
+    from jwt_wsgi import ConfigurationError, Settings
+
+    assert Settings(secret=SECRET).revocation_path == "/auth/revoke"
+    assert Settings.from_env({"JWT_WSGI_SECRET": SECRET, "JWT_WSGI_REVOCATION_PATH": "none"}).revocation_path is None
+    assert Settings.from_env({"JWT_WSGI_SECRET": SECRET, "JWT_WSGI_REVOCATION_PATH": "/oauth/revoke"}
+                             ).revocation_path == "/oauth/revoke"
+    with pytest.raises(ConfigurationError, match="must differ"):
+        Settings(secret=SECRET, revocation_path="/auth/logout")
+    with pytest.raises(ConfigurationError, match="revocation_path"):
+        Settings(secret=SECRET, revocation_path="auth/revoke")
