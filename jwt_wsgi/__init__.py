@@ -35,6 +35,7 @@ from .errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
     UnsupportedMediaType,
+    UnsupportedTokenType,
 )
 from .middleware import JWTMiddleware
 from .settings import Settings
@@ -60,6 +61,7 @@ __all__ = [
     "InvalidRequest",
     "BadRequest",
     "UnsupportedGrantType",
+    "UnsupportedTokenType",
     "UnauthorizedClient",
     "InvalidScope",
     "Forbidden",

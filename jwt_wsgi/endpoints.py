@@ -47,6 +47,7 @@ from .errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
     UnsupportedMediaType,
+    UnsupportedTokenType,
 )
 from .responses import NO_STORE, StartResponse, json_response, status_line
 from .settings import Settings
@@ -705,10 +706,13 @@ class Endpoints:
         kinds = ("refresh", "access") if hint == "refresh_token" else ("access", "refresh")
         claims = self._verified_as_any(token, kinds)
         if claims is not None:
+            if not isinstance(claims.get("jti"), str):
+                # Valid, but nothing to revoke it by (another issuer's token): say so (§2.2.1)
+                # instead of a 200 after which the token keeps working.
+                raise UnsupportedTokenType()
             now = self.clock()
             try:
-                if isinstance(claims.get("jti"), str):
-                    self.store.revoke(claims["jti"], float(claims["exp"]))
+                self.store.revoke(claims["jti"], float(claims["exp"]))
                 if claims.get("type") == "refresh" and isinstance(claims.get("fam"), str):
                     # A refresh token takes its grant with it: every token of its family (§2.1).
                     self.store.revoke_family(claims["fam"], now + self.settings.refresh_ttl)

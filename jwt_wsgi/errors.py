@@ -16,6 +16,7 @@ The tree says who is at fault, so that an ``except`` clause means what it reads:
     │   ├── InvalidRequest          400: the request is malformed
     │   │   └── BadRequest          (a malformed body or field)
     │   ├── UnsupportedGrantType, UnauthorizedClient, InvalidScope   400 (RFC 6749 §5.2)
+    │   ├── UnsupportedTokenType    400 (RFC 7009 §2.2.1)
     │   ├── Forbidden               403  ──  InsufficientScope (and the browser's CSRFFailed)
     │   ├── MethodNotAllowed 405, LengthRequired 411, PayloadTooLarge 413,
     │   │   UnsupportedMediaType 415, TooManyRequests 429
@@ -165,6 +166,15 @@ class UnauthorizedClient(ClientError):
     code = "unauthorized_client"
     message = "This grant type needs a registered client; none can use it here"
     rfc6749 = "unauthorized_client"
+
+
+class UnsupportedTokenType(ClientError):
+    """400: a valid token this server cannot revoke on its own (RFC 7009 §2.2.1), such as another
+    issuer's token without ``jti``: refused rather than answered with a success that did nothing."""
+
+    code = "unsupported_token_type"
+    message = "This token carries no identifier (jti) to revoke it by"
+    rfc6749 = "unsupported_token_type"
 
 
 class InvalidScope(ClientError):

@@ -42,6 +42,7 @@ from jwt_wsgi.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
     UnsupportedMediaType,
+    UnsupportedTokenType,
 )
 
 from ._services import unavailable
@@ -75,6 +76,7 @@ TREE = [
     (UnsupportedGrantType, 400, "unsupported_grant_type", None, "unsupported_grant_type", False, [ClientError]),
     (UnauthorizedClient, 400, "unauthorized_client", None, "unauthorized_client", False, [ClientError]),
     (InvalidScope, 400, "invalid_scope", None, "invalid_scope", False, [ClientError]),
+    (UnsupportedTokenType, 400, "unsupported_token_type", None, "unsupported_token_type", False, [ClientError]),
     (Forbidden, 403, "forbidden", None, None, False, [ClientError]),
     (InsufficientScope, 403, "insufficient_scope", "insufficient_scope", None, True, [Forbidden, ClientError]),
     (CSRFFailed, 403, "csrf_failed", None, None, False, [Forbidden, ClientError]),

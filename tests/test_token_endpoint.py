@@ -10,7 +10,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from .conftest import ADMIN_PASSWORD, ALICE_PASSWORD, SECRET, bearer, login
+from .conftest import ADMIN_PASSWORD, ALICE_PASSWORD, SECRET, bearer, login, mint
 
 LOGIN = "/auth/login"
 REFRESH = "/auth/refresh"
@@ -285,6 +285,22 @@ def test_malformed_revocation_requests(client, kwargs, status):
     response = client.post(REVOKE, **kwargs)
     assert response.status_code == status
     assert response.json["error"] in ("invalid_request", "unsupported_media_type")
+
+
+def test_a_valid_token_without_jti_cannot_be_revoked_and_says_so(client):
+    """Another issuer's token without jti: no 200 after which it keeps working (RFC 7009 §2.2.1)."""
+    token = mint(jti=None, type=None)
+    response = client.post(REVOKE, data={"token": token})
+    assert response.status_code == 400
+    assert response.json == {"error": "unsupported_token_type",
+                             "message": "This token carries no identifier (jti) to revoke it by"}
+    assert client.get("/api/me", headers=bearer(token)).status_code == 200
+
+
+def test_another_issuers_token_with_jti_is_revoked(client):
+    token = mint(jti="their-jti-1", type=None)
+    assert client.post(REVOKE, data={"token": token}).status_code == 200
+    assert client.get("/api/me", headers=bearer(token)).status_code == 401
 
 
 def test_revocation_is_post_only(client):
