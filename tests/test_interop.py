@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import time
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 from werkzeug.security import generate_password_hash
 
+from jwt_wsgi import Settings
 from tests.conftest import ADMIN_PASSWORD, ALICE_PASSWORD, FAST_HASH, SECRET, BufferedClient, canary_app
 from tests.servers import BIN, GUNICORN, PYTHON, Server, bearer, get, login, post, server_env
 
@@ -40,6 +42,12 @@ def _users(path: Path) -> Path:
                  "claims": {"scope": "read admin"}},
     }}))
     return path
+
+
+# A spent refresh token presented again is reuse at once (what the spent-token checks need): with
+# refresh_reuse_interval, a repeat within it gets the same successor instead, and 0 turns that off.
+_REUSE_OPTION = "refresh_reuse_interval" in {f.name for f in dataclasses.fields(Settings)}
+IMMEDIATE_REUSE = {"JWT_WSGI_REFRESH_REUSE_INTERVAL": "0"} if _REUSE_OPTION else {}
 
 
 def _env(state: Path, name: str, **extra: str) -> dict[str, str]:
@@ -67,7 +75,8 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(state: Path) -> Iterator[Server]:
     """gunicorn -c examples/gunicorn.conf.py examples.plain_wsgi:application (gthread workers)."""
     server = Server([GUNICORN, "-c", "examples/gunicorn.conf.py", "examples.plain_wsgi:application"],
-                    env=_env(state, "gunicorn"), log_dir=state, name="gunicorn", ready_path="/api/health")
+                    env=_env(state, "gunicorn", **IMMEDIATE_REUSE), log_dir=state, name="gunicorn",
+                    ready_path="/api/health")
     with server:
         yield server
     assert "Traceback" not in server.output()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -10,11 +11,17 @@ from pathlib import Path
 import jwt
 import pytest
 
+from jwt_wsgi import Settings
+
 from .conftest import ADMIN_PASSWORD, ALICE_PASSWORD, SECRET, bearer, login, mint
 
 LOGIN = "/auth/login"
 REFRESH = "/auth/refresh"
 REVOKE = "/auth/revoke"
+# A spent refresh token presented again is reuse at once: with refresh_reuse_interval (concurrent
+# refreshes of one client get the same successor), 0 restores that; without the option it is so.
+IMMEDIATE_REUSE = ({"refresh_reuse_interval": 0}
+                   if "refresh_reuse_interval" in {f.name for f in dataclasses.fields(Settings)} else {})
 
 
 def claims_of(token: str) -> dict:
@@ -38,7 +45,8 @@ def test_password_grant(client, as_json):
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["form", "json"])
 @pytest.mark.parametrize("path", [LOGIN, REFRESH])
-def test_refresh_token_grant(client, path, as_json):
+def test_refresh_token_grant(make_client, path, as_json):
+    client = make_client(**IMMEDIATE_REUSE)
     tokens = login(client)
     fields = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     response = client.post(path, json=fields) if as_json else client.post(path, data=fields)
