@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import socket
 import time
@@ -24,7 +23,6 @@ from typing import Any
 import pytest
 from werkzeug.security import generate_password_hash
 
-from jwt_wsgi import Settings
 from tests.conftest import ADMIN_PASSWORD, ALICE_PASSWORD, FAST_HASH, SECRET, BufferedClient, canary_app
 from tests.servers import BIN, GUNICORN, PYTHON, Server, bearer, get, login, post, server_env
 
@@ -44,10 +42,9 @@ def _users(path: Path) -> Path:
     return path
 
 
-# A spent refresh token presented again is reuse at once (what the spent-token checks need): with
-# refresh_reuse_interval, a repeat within it gets the same successor instead, and 0 turns that off.
-_REUSE_OPTION = "refresh_reuse_interval" in {f.name for f in dataclasses.fields(Settings)}
-IMMEDIATE_REUSE = {"JWT_WSGI_REFRESH_REUSE_INTERVAL": "0"} if _REUSE_OPTION else {}
+# The spent-token checks need a spent refresh token presented again to be reuse at once:
+# refresh_reuse_interval (a repeat within it gets the same successor) is off on this server.
+IMMEDIATE_REUSE = {"JWT_WSGI_REFRESH_REUSE_INTERVAL": "0"}
 
 
 def _env(state: Path, name: str, **extra: str) -> dict[str, str]:
@@ -350,3 +347,45 @@ def test_chunked_login_under_gunicorn_is_read(server: Server) -> None:
     status, payload = _chunked_login(server)
     assert status == 200 and b"access_token" in payload, payload
 
+
+@pytest.fixture(scope="module")
+def shared_server(state: Path) -> Iterator[Server]:
+    """The same server with the default refresh_reuse_interval."""
+    server = Server([GUNICORN, "-c", "examples/gunicorn.conf.py", "examples.plain_wsgi:application"],
+                    env=_env(state, "gunicorn-shared"), log_dir=state, name="gunicorn-shared",
+                    ready_path="/api/health")
+    with server:
+        yield server
+    assert "Traceback" not in server.output()
+
+
+def test_authlib_session_shared_by_8_threads_survives_its_refresh(shared_server: Server) -> None:
+    """Eight threads find the token expired at once and refresh with the same refresh token; with
+    ``refresh_reuse_interval`` they all get the same successor instead of revoking the family."""
+    import threading
+
+    from authlib.integrations.requests_client import OAuth2Session
+
+    with OAuth2Session() as first:
+        token = first.fetch_token(url(shared_server, LOGIN), username="alice", password=ALICE_PASSWORD)
+    with OAuth2Session(token=expired(token), token_endpoint=url(shared_server, LOGIN)) as session:
+        start = threading.Barrier(8)
+        statuses: list[int | str] = []
+
+        def call() -> None:
+            try:
+                start.wait(timeout=10)
+                statuses.append(session.get(url(shared_server, "/api/me"), timeout=10).status_code)
+            except Exception as exc:  # an OAuthError from a refresh refused as reuse, for one
+                statuses.append(repr(exc))
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert statuses == [200] * 8
+        # Still one live chain: the session keeps working and refreshes again later.
+        assert session.get(url(shared_server, "/api/me")).status_code == 200
+        session.token = expired(session.token)
+        assert session.get(url(shared_server, "/api/me")).status_code == 200

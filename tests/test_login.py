@@ -269,7 +269,8 @@ def test_refresh_rotates_and_detects_reuse(make_client):
     # (including the rotated tokens) dies.
     clock.now += 10
     reuse = client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
-    assert reuse.status_code == 401 and reuse.json == {"error": "invalid_grant", "message": "The token has been revoked"}
+    assert reuse.status_code == 401
+    assert reuse.json == {"error": "invalid_grant", "message": "The token has been revoked"}
     assert client.post("/auth/refresh", json={"refresh_token": rotated["refresh_token"]}).status_code == 401
     assert client.get("/api/me", headers=bearer(rotated["access_token"])).status_code == 401
     assert client.get("/api/me", headers=bearer(tokens["access_token"])).status_code == 401
