@@ -116,7 +116,8 @@ def _verify_joserfc(token: str, alg: str, material: Any) -> dict[str, Any]:
 
 
 def _verify_jwcrypto(token: str, alg: str, material: Any) -> dict[str, Any]:
-    from jwcrypto import jwk, jwt as jwc_jwt
+    from jwcrypto import jwk
+    from jwcrypto import jwt as jwc_jwt
 
     if alg == "HS256":
         key: Any = jwk.JWK(kty="oct", k=jwt.utils.base64url_encode(material.encode()).decode())
@@ -248,7 +249,8 @@ def _sign_joserfc(alg: str, kid: str) -> tuple[str, bytes]:
 
 
 def _sign_jwcrypto(alg: str, kid: str) -> tuple[str, bytes]:
-    from jwcrypto import jwk, jwt as jwc_jwt
+    from jwcrypto import jwk
+    from jwcrypto import jwt as jwc_jwt
 
     if alg == "HS256":
         key = jwk.JWK(kty="oct", k=jwt.utils.base64url_encode(SECRET.encode()).decode())
