@@ -155,7 +155,7 @@ ODD_CLAIMS = {
 
 
 @st.composite
-def claim_members(draw: st.DrawFn, config: str) -> list[tuple[str, Any]]:
+def claim_members(draw: st.DrawFn, config: str, mutations: int) -> list[tuple[str, Any]]:
     """Mostly a token that should verify, spelled oddly, with extra odd members; then now and
     then a claim made wrong, left out, or given twice."""
     members: list[tuple[str, Any]] = [
@@ -170,7 +170,7 @@ def claim_members(draw: st.DrawFn, config: str) -> list[tuple[str, Any]]:
         members.append(("iss", ISSUER))
         members.append(("aud", draw(st.sampled_from(["api", "other-api", ["x", "api"], ["other-api"]]))))
     members.extend(draw(st.lists(st.tuples(st.text(max_size=8), odd_values), max_size=3)))
-    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 1, 2]))):
+    for _ in range(mutations):
         name = draw(st.sampled_from(sorted(ODD_CLAIMS)))
         change = draw(st.sampled_from(["replace", "drop", "twice"]))
         if change == "drop":
@@ -183,8 +183,9 @@ def claim_members(draw: st.DrawFn, config: str) -> list[tuple[str, Any]]:
 
 
 @st.composite
-def header_members(draw: st.DrawFn, config: str) -> list[tuple[str, Any]]:
-    alg = config if draw(st.integers(0, 9)) else draw(st.sampled_from(["HS256", "ES256", "HS384", "none", "hs256"]))
+def header_members(draw: st.DrawFn, config: str, odd: bool) -> list[tuple[str, Any]]:
+    alg = config if not odd or draw(st.booleans()) else draw(st.sampled_from(["HS256", "ES256", "HS384", "none",
+                                                                              "hs256"]))
     members: list[tuple[str, Any]] = [("alg", alg)]
     optional = {
         "typ": st.sampled_from(["JWT", "jwt", "at+jwt", "application/at+jwt", "JOSE", "", None, 1]),
@@ -196,9 +197,9 @@ def header_members(draw: st.DrawFn, config: str) -> list[tuple[str, Any]]:
         "jku": st.just("https://attacker.test/jwks.json"),
     }
     for name, strategy in optional.items():
-        if draw(st.integers(0, 4)) == 0:
+        if draw(st.integers(0, 2 if odd else 12)) == 0:
             members.append((name, draw(strategy)))
-    if draw(st.integers(0, 9)) == 0:
+    if odd and draw(st.integers(0, 3)) == 0:
         members.append(draw(st.sampled_from(members)))
     return draw(st.permutations(members))
 
@@ -212,13 +213,19 @@ def _b64(data: bytes, style: str) -> str:
 
 @st.composite
 def tokens(draw: st.DrawFn, config: str) -> str:
-    header = draw(object_text(draw(header_members(config))))
-    payload = draw(object_text(draw(claim_members(config))) if draw(st.integers(0, 9)) else
-                   st.sampled_from(["[]", '"x"', "null", "1", "{", '{"exp": NaN, "sub": "a"}',
-                                   '{"exp": 1e400, "sub": "a"}', '{"exp": Infinity, "sub": "a"}']))
-    style = draw(st.sampled_from(["plain"] * 12 + ["padded", "standard"]))
+    """One flavour of oddity per token (so that each is tried on an otherwise valid token), on
+    top of odd spellings and extra members everywhere."""
+    flavour = draw(st.sampled_from(["spelling"] * 3 + ["claims"] * 5 + ["header"] * 2 + ["encoding", "key",
+                                                                                          "payload"]))
+    header = draw(object_text(draw(header_members(config, odd=flavour == "header"))))
+    mutations = draw(st.sampled_from([1, 1, 1, 2, 3])) if flavour == "claims" else 0
+    payload = draw(object_text(draw(claim_members(config, mutations))))
+    if flavour == "payload":
+        payload = draw(st.sampled_from(["[]", '"x"', "null", "1", "{", '{"exp": NaN, "sub": "a"}',
+                                        '{"exp": 1e400, "sub": "a"}', '{"exp": Infinity, "sub": "a"}']))
+    style = draw(st.sampled_from(["padded", "standard"])) if flavour == "encoding" else "plain"
     signing_input = f"{_b64(header.encode(), style)}.{_b64(payload.encode('utf-8', 'surrogatepass'), style)}"
-    right_key = draw(st.integers(0, 11)) > 0
+    right_key = flavour != "key"
     if config == "HS256":
         key = SECRET if right_key else OTHER_SECRET
         signature = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
