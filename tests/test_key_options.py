@@ -208,3 +208,23 @@ def test_an_at_jwt_token_is_never_a_refresh_token(make_client):
         answer = client.post("/auth/refresh", json={"refresh_token": retyped})
         assert answer.status_code == 401 and "access_token" not in (answer.json or {})
     assert client.post("/auth/refresh", json={"refresh_token": genuine}).status_code == 200
+
+
+# -- jwt-wsgi check explains the keys -----------------------------------------------------------
+def test_check_explains_a_verify_only_set_up_with_providers_and_the_kidless_cap(tmp_path: Path) -> None:
+    idp = ec.generate_private_key(ec.SECP256R1())
+    _, idp_pub = write_pair(tmp_path, idp, "idp")
+    keys = [{"kid": f"k{i}", "secret": f"{i}-check-test-only-secret-{i}-0123456789abcdefghijklmnop"} for i in range(4)]
+    config = tmp_path / "jwt.toml"
+    tables = ", ".join("{kid = %s, secret = %s}" % (json.dumps(k["kid"]), json.dumps(k["secret"])) for k in keys)
+    config.write_text(f"issuer = \"ours\"\nkeys = [{tables}]\n"
+                      f"providers = [{{issuer = \"https://idp.example\", audience = \"api\", algorithms = [\"ES256\"], "
+                      f"public_key = \"{idp_pub}\"}}]\n")
+    stderr = ok(run("check", "--config", str(config), cwd=tmp_path, secret=None)).stderr
+    assert "keys: signs: nothing (verify only" in stderr
+    assert "HS256: 4 verification keys ('k0', 'k1', 'k2', 'k3')" in stderr
+    assert "tried against 'k0', 'k1', 'k2', in this order" in stderr
+    assert "('k3': only for tokens naming their kid; at most 3 keys" in stderr
+    assert "keys: provider https://idp.example:" in stderr
+    assert "ES256: 1 verification key" in stderr and "verified with it whatever its kid" in stderr
+    assert "-check-test-only-secret-" not in stderr
