@@ -216,7 +216,7 @@ def test_check_explains_a_verify_only_set_up_with_providers_and_the_kidless_cap(
     _, idp_pub = write_pair(tmp_path, idp, "idp")
     keys = [{"kid": f"k{i}", "secret": f"{i}-check-test-only-secret-{i}-0123456789abcdefghijklmnop"} for i in range(4)]
     config = tmp_path / "jwt.toml"
-    tables = ", ".join("{kid = %s, secret = %s}" % (json.dumps(k["kid"]), json.dumps(k["secret"])) for k in keys)
+    tables = ", ".join("{kid = " + json.dumps(k["kid"]) + ", secret = " + json.dumps(k["secret"]) + "}" for k in keys)
     config.write_text(f"issuer = \"ours\"\nkeys = [{tables}]\n"
                       f"providers = [{{issuer = \"https://idp.example\", audience = \"api\", algorithms = [\"ES256\"], "
                       f"public_key = \"{idp_pub}\"}}]\n")
