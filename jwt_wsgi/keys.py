@@ -247,12 +247,12 @@ class StaticKeys:
             names = ", ".join(_name(k) for k in keys)
             lines.append(f"{alg}: {len(keys)} verification key{'s' if len(keys) != 1 else ''} ({names})")
             if len(keys) == 1:
-                lines.append(f"  a {alg} token is verified with it whatever its kid, and without kid")
+                lines.append(f"  {alg} tokens are verified with it, whatever kid they name, and without kid")
                 continue
             tried = keys[:MAX_KIDLESS_TRIES]
-            lines.append(f"  a {alg} token naming one of these kids is verified with that key only; "
+            lines.append(f"  {alg} tokens naming one of these kids are verified with that key only; "
                          "naming another kid: refused")
-            lines.append(f"  a {alg} token without kid (issued before keys had kids, e.g. under secret): "
+            lines.append(f"  {alg} tokens without kid (issued before keys had kids, e.g. under secret): "
                          f"tried against {', '.join(_name(k) for k in tried)}, in this order")
             if len(keys) > len(tried):
                 rest = ", ".join(_name(k) for k in keys[len(tried):])
@@ -262,7 +262,7 @@ class StaticKeys:
 
 
 def _name(key: Key) -> str:
-    return repr(key.kid) if key.kid is not None else "the secret (no kid)"
+    return repr(key.kid) if key.kid is not None else "secret, no kid"
 
 
 class _NoKeys:
@@ -421,8 +421,11 @@ class KeyRing:
         """Which key signs, which verify, what tokens without ``kid`` do: for ``jwt-wsgi check``."""
         lines = []
         if self.active is not None and self.active.signer is not None:
-            kid = f"kid {self.active.kid!r}" if self.active.kid else "no kid"
-            lines.append(f"signs: {self.active.algorithm} ({kid} in the header of every token issued)")
+            if self.active.kid:
+                lines.append(f"signs: {self.active.algorithm} with key {self.active.kid!r} "
+                             "(its kid is in the header of every token issued)")
+            else:
+                lines.append(f"signs: {self.active.algorithm} with the secret (issued tokens carry no kid)")
         else:
             lines.append("signs: nothing (verify only: no login, refresh or CLI tokens)")
         lines.extend(_describe_source(self.source))

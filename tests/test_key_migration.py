@@ -66,7 +66,7 @@ def test_tokens_issued_under_secret_verify_after_the_switch_to_keys(tmp_path: Pa
     assert json.loads(checked.stdout)["keys"][0]["secret"] == "<hidden>"
     explained = checked.stderr
     assert SECRET not in explained and NEW not in explained
-    assert "signs: HS256 (kid '2026-12'" in explained
+    assert "signs: HS256 with key '2026-12'" in explained
     assert "HS256: 2 verification keys ('2026-12', 'before-keys')" in explained
     assert "without kid" in explained and "tried against '2026-12', 'before-keys'" in explained
 

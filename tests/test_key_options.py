@@ -226,5 +226,5 @@ def test_check_explains_a_verify_only_set_up_with_providers_and_the_kidless_cap(
     assert "tried against 'k0', 'k1', 'k2', in this order" in stderr
     assert "('k3': only for tokens naming their kid; at most 3 keys" in stderr
     assert "keys: provider https://idp.example:" in stderr
-    assert "ES256: 1 verification key" in stderr and "verified with it whatever its kid" in stderr
+    assert "ES256: 1 verification key" in stderr and "verified with it, whatever kid they name" in stderr
     assert "-check-test-only-secret-" not in stderr
