@@ -228,3 +228,13 @@ def test_check_explains_a_verify_only_set_up_with_providers_and_the_kidless_cap(
     assert "keys: provider https://idp.example:" in stderr
     assert "ES256: 1 verification key" in stderr and "verified with it, whatever kid they name" in stderr
     assert "-check-test-only-secret-" not in stderr
+
+
+def test_cli_token_follows_the_access_token_format(tmp_path: Path) -> None:
+    env = {"JWT_WSGI_" + k.upper(): v for k, v in AT_JWT.items()}
+    token = ok(run("token", "--sub", "bob", cwd=tmp_path, **env)).stdout.strip()
+    assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
+    claims_ = jwt.decode(token, SECRET, algorithms=["HS256"], audience="https://api.example")
+    assert claims_["client_id"] == "web-app" and claims_["iss"] == "https://login.example"
+    decoded = ok(run("decode", token, cwd=tmp_path, **env)).stdout
+    assert "valid: signature, algorithm and claims verified" in decoded
