@@ -213,6 +213,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         middleware.store.close()
     _check_remote_keys(middleware.keys.remotes)
     print(json.dumps(settings.public_view(), indent=2, sort_keys=True, default=str))
+    # How tokens find their key (which signs, which verify, tokens without kid): on stderr, so
+    # that stdout stays the JSON above.
+    for line in middleware.keys.describe():
+        print(f"keys: {line}", file=sys.stderr)
     print("configuration OK", file=sys.stderr)
     return 0
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
@@ -183,11 +183,26 @@ def load_spec(option: str, index: int, spec: KeySpec, default_alg: str, passphra
     )
 
 
+#: How many keys a token without ``kid`` is tried against, at most, per algorithm.
+MAX_KIDLESS_TRIES = 3
+
+
 class StaticKeys:
     """Keys known at construction, looked up by ``kid``.
 
-    A token without ``kid`` is tried only when exactly one key has the token's algorithm. A
-    single key without a ``kid`` (a top-level ``secret``) verifies every token, as it always did.
+    - A ``kid`` that names a configured key selects that key, and only it.
+    - With exactly one key for the token's algorithm, any other ``kid`` is verified with that
+      key: providers name their keys (``A-ec``, ``issuer-key-2024``) where a downloaded PEM
+      file carries no name, and a single top-level ``secret`` has no ``kid`` at all.
+    - A token without ``kid`` (issued under a top-level ``secret`` before the move to ``keys``,
+      or by a provider that names no keys) is tried against the keys of its algorithm in the
+      configured order, at most :data:`MAX_KIDLESS_TRIES` of them; the others verify only the
+      tokens that name their ``kid``.
+
+    The cost of a forged token stays bounded: it is at most :data:`MAX_KIDLESS_TRIES` signature
+    checks (each microseconds for HMAC, tens of microseconds for RSA, EC or EdDSA public keys),
+    the candidates are worked out once here (no per-token search), and a token that names an
+    unknown ``kid`` among several keys of its algorithm is refused without any check at all.
 
     :param keys: the loaded keys; their kids are unique (checked by :class:`Settings`).
     """
@@ -195,26 +210,59 @@ class StaticKeys:
     def __init__(self, keys: Sequence[Key]) -> None:
         self.keys = tuple(keys)
         self.algorithms = _unique(k.algorithm for k in self.keys)
-        self._by_kid = {k.kid: k.verifier for k in self.keys if k.kid is not None}
-        self._only = self.keys[0].verifier if len(self.keys) == 1 and self.keys[0].kid is None else None
+        self._by_kid = {k.kid: (k.verifier,) for k in self.keys if k.kid is not None}
         per_alg: dict[str, list[jwt.PyJWK]] = {}
         for k in self.keys:
             per_alg.setdefault(k.algorithm, []).append(k.verifier)
-        self._without_kid = {alg: found[0] for alg, found in per_alg.items() if len(found) == 1}
+        #: algorithm -> the one key that verifies any kid (only algorithms with a single key)
+        self._sole = {alg: (found[0],) for alg, found in per_alg.items() if len(found) == 1}
+        #: algorithm -> the keys a token without kid is tried against, in order
+        self._without_kid = {alg: tuple(found[:MAX_KIDLESS_TRIES]) for alg, found in per_alg.items()}
 
-    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
-        """The key for a token's header; :class:`InvalidToken` when no configured key fits."""
-        if self._only is not None:
-            return self._only
+    def verification_keys(self, header: dict[str, Any]) -> tuple[jwt.PyJWK, ...]:
+        """The keys to try for a token's header, in order; empty when no configured key fits."""
+        alg = header.get("alg")
+        if not isinstance(alg, str):
+            return ()
         kid = header.get("kid")
         if kid is None:
-            alg = header.get("alg")
-            found = self._without_kid.get(alg) if isinstance(alg, str) else None
-        else:
-            found = self._by_kid.get(kid) if isinstance(kid, str) else None
-        if found is None:
+            return self._without_kid.get(alg, ())
+        if not isinstance(kid, str):
+            return ()
+        named = self._by_kid.get(kid)
+        return named if named is not None else self._sole.get(alg, ())
+
+    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
+        """The first key to try for a token's header; :class:`InvalidToken` when none fits."""
+        found = self.verification_keys(header)
+        if not found:
             raise InvalidToken()
-        return found
+        return found[0]
+
+    def describe(self) -> list[str]:
+        """How tokens find their key here, in words (``jwt-wsgi check``)."""
+        lines = []
+        for alg in self.algorithms:
+            keys = [k for k in self.keys if k.algorithm == alg]
+            names = ", ".join(_name(k) for k in keys)
+            lines.append(f"{alg}: {len(keys)} verification key{'s' if len(keys) != 1 else ''} ({names})")
+            if len(keys) == 1:
+                lines.append(f"  {alg} tokens are verified with it, whatever kid they name, and without kid")
+                continue
+            tried = keys[:MAX_KIDLESS_TRIES]
+            lines.append(f"  {alg} tokens naming one of these kids are verified with that key only; "
+                         "naming another kid: refused")
+            lines.append(f"  {alg} tokens without kid (issued before keys had kids, e.g. under secret): "
+                         f"tried against {', '.join(_name(k) for k in tried)}, in this order")
+            if len(keys) > len(tried):
+                rest = ", ".join(_name(k) for k in keys[len(tried):])
+                lines.append(f"  ({rest}: only for tokens naming their kid; at most {MAX_KIDLESS_TRIES} keys "
+                             "are tried for a token without kid)")
+        return lines
+
+
+def _name(key: Key) -> str:
+    return repr(key.kid) if key.kid is not None else "secret, no kid"
 
 
 class _NoKeys:
@@ -224,6 +272,32 @@ class _NoKeys:
 
     def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
         raise InvalidToken()
+
+
+def candidates(source: KeySource) -> Callable[[dict[str, Any]], tuple[jwt.PyJWK, ...]]:
+    """The per-token lookup of ``source`` as the verifier calls it: the keys to try, in order.
+
+    Static keys may offer several (a token without ``kid``, see :class:`StaticKeys`); any other
+    source names one key or raises :class:`InvalidToken`.
+    """
+    if isinstance(source, StaticKeys):
+        return source.verification_keys
+    one = source.verification_key
+
+    def single(header: dict[str, Any]) -> tuple[jwt.PyJWK, ...]:
+        return (one(header),)
+
+    return single
+
+
+def _describe_source(source: KeySource) -> list[str]:
+    if isinstance(source, StaticKeys):
+        return source.describe()
+    if not _is_remote(source):
+        return ["verifies: no keys of its own (only the providers' tokens)"]
+    where = source.jwks_url or f"discovered from {source.issuer}"
+    return [f"verifies: {', '.join(source.algorithms)} keys of the JWK Set {where}, fetched and cached; "
+            "a token names its key by kid"]
 
 
 def _is_remote(source: KeySource) -> TypeGuard[RemoteKeySet]:
@@ -305,8 +379,9 @@ class KeyRing:
             source = _NoKeys()
         self.source = source
         self.algorithms = list(source.algorithms)
-        #: The lookup the verifier calls per token: a bound method, so no extra indirection.
         self.verification_key = source.verification_key
+        #: The lookup the verifier calls per token: the keys to try, in order (see :func:`candidates`).
+        self.verification_keys = candidates(source)
         self.providers = tuple(_provider_keys(settings, i, p, self._retired) for i, p in enumerate(settings.providers))
         #: The remote JWK Sets among the sources (own and providers'); empty for static keys.
         self.remotes: tuple[RemoteKeySet, ...] = tuple(
@@ -341,6 +416,23 @@ class KeyRing:
             raise ConfigurationError("private_key", "issuing tokens needs private_key (or an active key in keys)")
         headers = {"kid": self.active.kid} if self.active.kid else {}
         return self.active.signer, self.active.algorithm, headers
+
+    def describe(self) -> list[str]:
+        """Which key signs, which verify, what tokens without ``kid`` do: for ``jwt-wsgi check``."""
+        lines = []
+        if self.active is not None and self.active.signer is not None:
+            if self.active.kid:
+                lines.append(f"signs: {self.active.algorithm} with key {self.active.kid!r} "
+                             "(its kid is in the header of every token issued)")
+            else:
+                lines.append(f"signs: {self.active.algorithm} with the secret (issued tokens carry no kid)")
+        else:
+            lines.append("signs: nothing (verify only: no login, refresh or CLI tokens)")
+        lines.extend(_describe_source(self.source))
+        for entry in self.providers:
+            lines.append(f"provider {entry.provider.issuer}:")
+            lines.extend("  " + line for line in _describe_source(entry.source))
+        return lines
 
     def jwks(self) -> dict[str, Any] | None:
         """The public JWK Set, or ``None`` when there is no public key to publish.

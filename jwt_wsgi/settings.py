@@ -8,6 +8,7 @@ type (durations such as ``90s``/``30m``/``12h``/``14d``, comma-separated lists, 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import difflib
 import importlib
@@ -32,6 +33,10 @@ ALGORITHMS = (*HMAC_ALGORITHMS, *ASYMMETRIC_ALGORITHMS)
 TOKEN_SOURCES = ("header", "cookie", "query")
 ERROR_FORMATS = ("json", "problem", "article")
 ENV_PREFIX = "JWT_WSGI_"
+# The most clock skew ``leeway`` may allow (ASP.NET's default; Envoy's is 60 s).
+MAX_LEEWAY = 300.0
+# How issued access tokens are typed: a plain JWT, or an RFC 9068 access token.
+ACCESS_TOKEN_FORMATS = ("jwt", "at+jwt")
 
 # Values that appear in tutorials, README files and the article this project grew from.
 # They are refused even when long enough: an attacker tries them first (catalogue T12/T13).
@@ -187,14 +192,36 @@ def _scopes(option: str, value: Any) -> dict[str, tuple[str, ...]]:
     return result
 
 
+# A binary secret written as text: ``base64:`` (standard alphabet) or ``base64url:`` (RFC 4648 §5),
+# padding optional. Anything else is the secret's own UTF-8 text.
+_BASE64_FORMS = {"base64:": re.compile(r"[A-Za-z0-9+/]+={0,2}"), "base64url:": re.compile(r"[A-Za-z0-9_-]+={0,2}")}
+
+
 def _secret(option: str, value: Any) -> bytes | None:
+    """Secret bytes from bytes, text, or ``base64:...`` / ``base64url:...`` text (a binary secret
+    in an environment variable, a TOML file or a PasteDeploy section). Messages never quote it."""
     if value is None:
         return None
-    if isinstance(value, str):
-        return value.encode("utf-8")
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
-    raise ConfigurationError(option, "expected a string or bytes")
+    if not isinstance(value, str):
+        raise ConfigurationError(option, "expected a string or bytes")
+    for prefix, alphabet in _BASE64_FORMS.items():
+        if value.startswith(prefix):
+            text = value[len(prefix):].strip()
+            if not alphabet.fullmatch(text) or len(text.rstrip("=")) % 4 == 1:
+                raise ConfigurationError(
+                    option, f"is not valid {prefix[:-1]} after {prefix!r} (alphabet "
+                    + ("A-Z a-z 0-9 + /" if prefix == "base64:" else "A-Z a-z 0-9 - _") + ", padding optional)"
+                )
+            padded = text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4)
+            return base64.b64decode(padded, altchars=b"-_" if prefix == "base64url:" else None)
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in an environment variable (surrogateescape)
+        raise ConfigurationError(
+            option, "is not valid UTF-8 text; give a binary secret as base64:<its standard base64>"
+        ) from None
 
 
 def _audience(option: str, value: Any) -> str | tuple[str, ...] | None:
@@ -495,6 +522,8 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "access_ttl": parse_duration,
     "refresh_ttl": parse_duration,
     "refresh_reuse_interval": parse_duration,
+    "access_token_format": lambda o, v: _choice(o, v, ACCESS_TOKEN_FORMATS),
+    "access_token_client_id": _optional_str,
     "protect": _str_list,
     "public": _str_list,
     "scopes": _scopes,
@@ -558,6 +587,8 @@ class Settings:
     access_ttl: float = 1800.0
     refresh_ttl: float = 14 * 86400.0
     refresh_reuse_interval: float = 10.0
+    access_token_format: str = "jwt"
+    access_token_client_id: str | None = None
     # paths
     protect: tuple[str, ...] = ("/",)
     public: tuple[str, ...] = ()
@@ -633,7 +664,9 @@ class Settings:
                 if suffix not in names:
                     hint = difflib.get_close_matches(suffix, names, n=1)
                     fix = f"; did you mean {ENV_PREFIX}{hint[0]}?" if hint else ""
-                    raise ConfigurationError(key, f"unknown jwt_wsgi variable{fix}")
+                    raise ConfigurationError(_printable(key), f"unknown jwt_wsgi variable{fix}")
+                if _undecodable(value) and names[suffix] not in SECRET_OPTIONS:
+                    raise ConfigurationError(key, "is not valid UTF-8 text")
                 options[names[suffix]] = value
         options.update(overrides)
         return cls.from_mapping(options)
@@ -717,9 +750,23 @@ class Settings:
                 "used refresh token still gets its successor, so keep it to the seconds that "
                 "concurrent refreshes of one client need",
             )
-        if self.leeway > 30:
+        if self.access_token_format == "at+jwt":
+            # RFC 9068 §2.2: iss, aud and client_id are required claims of a JWT access token.
+            for name, what in (("issuer", "the iss claim"), ("audience", "the aud claim"),
+                               ("access_token_client_id", "the client_id claim")):
+                if getattr(self, name) is None:
+                    raise ConfigurationError(
+                        name, f"access_token_format 'at+jwt' (RFC 9068) needs {what}: set {name}"
+                    )
+        elif self.access_token_client_id is not None:
             raise ConfigurationError(
-                "leeway", "more than 30 seconds defeats token expiry; allow at most 30 s of clock skew"
+                "access_token_client_id", "is only used with access_token_format = 'at+jwt' (RFC 9068): set that too"
+            )
+        if self.leeway > MAX_LEEWAY:
+            raise ConfigurationError(
+                "leeway",
+                f"{self.leeway:g} s is more clock skew than any real clock has, and stretches every token's "
+                f"life by as much; allow at most {MAX_LEEWAY:g} s (5m)",
             )
 
     @property
@@ -882,6 +929,19 @@ class Settings:
                 value = {k: list(v) for k, v in value.items()}
             view[name] = value
         return view
+
+
+def _undecodable(text: str) -> bool:
+    """Bytes that were not UTF-8 in the environment arrive as lone surrogates (PEP 383)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if _undecodable(text) else text
 
 
 def _repetitive(secret: bytes) -> bool:

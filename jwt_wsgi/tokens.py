@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import jwt
 
 from .errors import ExpiredToken, InvalidRequest, InvalidToken
-from .keys import KeyRing
+from .keys import KeyRing, candidates
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class TokenVerifier:
         self.audience = settings.audience
         self.leeway = settings.leeway
         own = (
-            _Trust(keys.verification_key, self.algorithms, settings.issuer, settings.audience, None, True)
+            _Trust(keys.verification_keys, self.algorithms, settings.issuer, settings.audience, None, True)
             if keys.verifies else None
         )
         self._default = own
@@ -198,7 +198,7 @@ class TokenVerifier:
             for entry in keys.providers:
                 p = entry.provider
                 self._by_issuer[p.issuer] = _Trust(
-                    entry.source.verification_key, list(p.algorithms), p.issuer, p.audience, p.sub_claim, False
+                    candidates(entry.source), list(p.algorithms), p.issuer, p.audience, p.sub_claim, False
                 )
 
     def verify(self, token: str, expected_type: str = "access") -> dict[str, Any]:
@@ -245,16 +245,21 @@ class TokenVerifier:
             or ("kid" in header and not isinstance(header["kid"], str))
         ):
             raise InvalidToken()
-        key = trust.key_for(header)  # InvalidToken, or ServiceUnavailable for an unreachable JWK Set
-        if key.algorithm_name != alg:
-            raise InvalidToken()  # the key is bound to its algorithm, whatever the token says
+        if not _typ_fits(header.get("typ", "JWT"), expected_type):
+            raise InvalidToken()
+        # InvalidToken, or ServiceUnavailable for an unreachable JWK Set. Several keys only for a
+        # token without kid among static keys, and a few at most (see StaticKeys).
+        keys = trust.keys_for(header)
         signing_input = token[: match.end(2)].encode("ascii")
-        try:
-            valid = key.Algorithm.verify(signing_input, key.key, signature)
-        except (ValueError, TypeError) as exc:
-            log.debug("token rejected: %s", type(exc).__name__)
-            raise InvalidToken() from None
-        if not valid:
+        for key in keys:
+            if key.algorithm_name != alg:
+                continue  # the key is bound to its algorithm, whatever the token says
+            try:
+                if key.Algorithm.verify(signing_input, key.key, signature):
+                    break
+            except (ValueError, TypeError) as exc:
+                log.debug("token rejected: %s", type(exc).__name__)
+        else:
             raise InvalidToken()
         self._check_claims(claims, trust)
         if trust.sub_claim is not None:
@@ -318,6 +323,25 @@ def _b64decode(segment: str) -> bytes:
     return data
 
 
+# Media types (RFC 7515 §4.1.9: compared without case, "application/" may be left out) an access
+# or refresh token may declare: a plain JWT, or an RFC 9068 access token.
+_JWT_TYPES = frozenset({"jwt", "application/jwt"})
+_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+
+
+def _typ_fits(typ: Any, expected_type: str) -> bool:
+    """Explicit typing (RFC 8725 §3.11): a token that says it is something else is refused.
+
+    ``JWT`` (or no ``typ``) fits any use; ``at+jwt`` only an access token (RFC 9068 §4), so an
+    access token never passes as a refresh token on the strength of its claims alone; anything
+    else (``logout+jwt``, ``secevent+jwt``, ``dpop+jwt``, ...) is a token for another purpose.
+    """
+    if not isinstance(typ, str):
+        return False
+    typ = typ.lower()
+    return typ in _JWT_TYPES or (typ in _ACCESS_TOKEN_TYPES and expected_type == "access")
+
+
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JOSE header or claims set with a member twice is refused (RFC 7515 §4, RFC 7519 §4,
     RFC 8725 §2.6): two readers of one token must never see two different ``sub``.
@@ -337,7 +361,7 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 class _Trust(NamedTuple):
     """One issuer whose tokens verify: where its keys come from and what its tokens must say."""
 
-    key_for: Callable[[dict[str, Any]], jwt.PyJWK]
+    keys_for: Callable[[dict[str, Any]], tuple[jwt.PyJWK, ...]]
     algorithms: list[str]
     issuer: str | None
     audience: str | tuple[str, ...] | None
@@ -390,6 +414,8 @@ class TokenIssuer:
         self.issuer = settings.issuer
         self.audience = settings.audience
         self.clock = clock
+        # RFC 9068 access tokens: "typ: at+jwt" and a client_id claim (refresh tokens stay plain JWTs).
+        self.client_id = settings.access_token_client_id if settings.access_token_format == "at+jwt" else None
 
     def issue(
         self,
@@ -422,4 +448,7 @@ class TokenIssuer:
         if self.audience is not None:
             payload["aud"] = self.audience
         key, algorithm, headers = self.keys.signing()
+        if self.client_id is not None and token_type == "access":
+            payload["client_id"] = self.client_id
+            headers = {**headers, "typ": "at+jwt"}
         return jwt.encode(payload, key, algorithm=algorithm, headers=headers or None), payload

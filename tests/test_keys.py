@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from jwt_wsgi import ConfigurationError, JWTMiddleware, Settings
 from jwt_wsgi.cli import main as cli_main
-from jwt_wsgi.keys import thumbprint
+from jwt_wsgi.keys import MAX_KIDLESS_TRIES, thumbprint
 
 from .conftest import CANARY_API, HS, SECRET, b64, bearer, claims, login
 
@@ -205,17 +205,54 @@ def test_kid_is_only_a_lookup_key(ring, kid):
     assert time.monotonic() - started < 1.0
 
 
-def test_token_without_kid_is_tried_only_when_one_key_fits(tmp_path, ring, make_client):
+def test_token_without_kid_is_tried_against_each_key_of_its_algorithm(tmp_path, ring, make_client):
     client, rsa_key, ec_key = ring
     # One key per algorithm here: a token without kid is tried against the one that fits.
     assert status(client, forge(rsa_key, "RS256")) == 200
     assert status(client, forge(ec_key, "ES256")) == 200
     assert status(client, forge(SECRET.encode(), "HS256")) == 200
-    # Two HMAC keys: a token without kid fits both, so it is refused without trying either.
+    # Two HMAC keys: a token without kid (issued before keys had kids) is tried against both.
     two = make_client(secret=None, keys=[{"kid": "a", "secret": SECRET, "active": True},
                                          {"kid": "b", "secret": OTHER}])
-    assert status(two, forge(SECRET.encode(), "HS256")) == 401
+    assert status(two, forge(SECRET.encode(), "HS256")) == 200
+    assert status(two, forge(OTHER.encode(), "HS256")) == 200
+    assert status(two, forge((OTHER + "x").encode(), "HS256")) == 401
+    assert status(two, forge(SECRET.encode(), "HS384")) == 401  # its algorithm's keys only
+    # A kid names its key, and only it: the other key's kid, or an unknown one, is refused.
     assert status(two, forge(SECRET.encode(), "HS256", {"kid": "a"})) == 200
+    assert status(two, forge(SECRET.encode(), "HS256", {"kid": "b"})) == 401
+    assert status(two, forge(SECRET.encode(), "HS256", {"kid": "c"})) == 401
+
+
+def test_tokens_without_kid_try_a_bounded_number_of_keys(make_client):
+    """Four HMAC keys: a token without kid is tried against the first three in configured order."""
+    secrets_ = [f"{n}-rotation-test-only-secret-{n}-0123456789abcdefghijklmnop" for n in "wxyz"]
+    client = make_client(secret=None, keys=[{"kid": f"k{i}", "secret": s, "active": i == 0}
+                                            for i, s in enumerate(secrets_)])
+    assert MAX_KIDLESS_TRIES == 3
+    for tried in secrets_[:MAX_KIDLESS_TRIES]:
+        assert status(client, forge(tried.encode(), "HS256")) == 200
+    assert status(client, forge(secrets_[3].encode(), "HS256")) == 401  # beyond the cap
+    assert status(client, forge(secrets_[3].encode(), "HS256", {"kid": "k3"})) == 200  # named: verified
+
+
+@pytest.mark.parametrize("kid", ["A-ec", "issuer-key-2024", "", "x" * 200])
+def test_one_key_for_an_algorithm_verifies_whatever_the_kid(tmp_path, make_client, kid):
+    """A provider's PEM file carries no name, the provider's tokens do: one key verifies them all."""
+    corp, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    _, corp_pub = write_pair(tmp_path, corp, "corp")
+    provider = make_client(secret=None, providers=[{"issuer": "https://idp.example", "audience": "api",
+                                                    "algorithms": ["ES256"], "public_key": corp_pub}])
+    own = make_client(secret=None, algorithm="ES256", public_key=corp_pub)
+    named = make_client(secret=None, algorithm="ES256", keys=[{"kid": "mine", "public_key": corp_pub}])
+    good = forge(corp, "ES256", {"kid": kid}, iss="https://idp.example", aud="api")
+    assert status(provider, good) == 200
+    assert status(own, forge(corp, "ES256", {"kid": kid})) == 200
+    assert status(named, forge(corp, "ES256", {"kid": kid})) == 200
+    # Still that key and that algorithm only.
+    assert status(provider, forge(other, "ES256", {"kid": kid}, iss="https://idp.example", aud="api")) == 401
+    assert status(own, forge(other, "ES256", {"kid": kid})) == 401
+    assert status(own, forge(_rsa(), "RS256", {"kid": kid})) == 401
 
 
 def test_single_top_level_secret_ignores_kid_as_before(client):
