@@ -35,7 +35,7 @@ from .errors import (
     TooManyRequests,
     UnsupportedMediaType,
 )
-from .responses import NO_STORE, StartResponse, json_response, status_line
+from .responses import NO_STORE, StartResponse, article_login, json_response, status_line
 from .settings import Settings
 from .stores import Store, check_revoked, cutoff_after
 from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier, query_values, time_ordered_id
@@ -267,8 +267,7 @@ class Endpoints:
         sub, claims = self._authenticate(username, password, environ)
         body = self._token_response(sub, claims)
         if self.settings.error_format == "article":
-            # The article's clients read {"error": "0", "token": ...}; the OAuth 2.0 members stay.
-            body = {"error": "0", "message": "Login successful", "token": body["access_token"], **body}
+            body = article_login(body)
         return json_response(start_response, 200, body, NO_STORE)
 
     def _authenticate(self, username: str, password: str, environ: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:

@@ -300,15 +300,23 @@ def test_problem_format(make_client):
 @pytest.mark.parametrize(
     ("headers", "message"),
     [
-        pytest.param({}, "Token is missing", id="missing"),
-        pytest.param({"TOKEN": mint(exp=NOW - 1)}, "Token has expired", id="expired"),
-        pytest.param({"TOKEN": mint(key=OTHER_SECRET)}, "Invalid Token", id="invalid"),
+        pytest.param({}, {"error": "2", "message": "Token required"}, id="missing"),
+        pytest.param({"TOKEN": mint(exp=NOW - 1)}, {"error": "1", "message": "Token has expired"}, id="expired"),
+        pytest.param({"TOKEN": mint(key=OTHER_SECRET)}, {"error": "1", "message": "Invalid Token"}, id="invalid"),
     ],
 )
 def test_article_format(make_client, headers, message):
     response = make_client(error_format="article", header_name="TOKEN").get("/api/me", headers=headers)
     assert response.status_code == 401
-    assert response.json == {"error": "1", "message": message}
+    assert response.json == message
+
+
+def test_article_format_other_failures_are_error_3(make_client):
+    # Any failure that is not about the token itself: the article's "An error occured", our status.
+    client = make_client(error_format="article", header_name="TOKEN", scopes={"/api/admin": ["admin"]})
+    response = client.get("/api/admin", headers={"TOKEN": mint(scope="read")})
+    assert response.status_code == 403
+    assert response.json == {"error": "3", "message": "An error occured"}
 
 
 def test_callable_format(make_client):
