@@ -341,9 +341,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["store"] = args.store
     settings = load_settings(args.config, **overrides)
     if args.workers > 1 and settings.store.startswith("memory:") and not args.store and not _store_configured(args):
-        state = os.path.join(tempfile.gettempdir(), f"jwt-wsgi-{os.getuid()}")
-        os.makedirs(state, mode=0o700, exist_ok=True)
-        settings = load_settings(args.config, **overrides, store=f"sqlite:///{state}/store.db")
+        from .state import default_store_url
+
+        # A file of this application's own: another app served from the same host must never
+        # share its revocations or lock its users out.
+        settings = load_settings(args.config, **overrides, store=default_store_url(args.app, settings))
         print(f"{PROG}: {args.workers} workers share revocations and rate limits in {settings.store}", file=sys.stderr)
     _refuse_memory_store(settings, args.workers)
     app = JWTMiddleware(import_app(args.app), settings)

@@ -59,12 +59,14 @@ class UsersFile:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._users: dict[str, dict[str, Any]] = {}
+        # A relative path is resolved against the current directory: say which one was meant.
+        shown = repr(path) if os.path.isabs(path) else f"{path!r} (that is {os.path.abspath(path)})"
         try:
             self._reload()
         except OSError as exc:
-            raise ConfigurationError("users_file", f"cannot read {path!r}: {exc.strerror}") from None
+            raise ConfigurationError("users_file", f"cannot read {shown}: {exc.strerror}") from None
         except ValueError as exc:
-            raise ConfigurationError("users_file", f"{path!r}: {exc}") from None
+            raise ConfigurationError("users_file", f"{shown}: {exc}") from None
         # A real hash of a random password with the same method as the file's users, checked
         # for unknown users so that they cost the same time (catalogue L8).
         sample = next((u["password"] for u in self._users.values()), None)

@@ -503,7 +503,7 @@ def test_jwt_wsgi_serve_two_workers_share_revocations(tmp_path: Path, cli_users:
     with server:
         stderr = server.stderr_path.read_text()
         server.check("sqlite:///" in stderr and "2 workers" in stderr, "serve did not say it switched to SQLite")
-        assert list(tmp_path.glob("jwt-wsgi-*/store.db")), "the SQLite store is not under TMPDIR"
+        assert list(tmp_path.glob("jwt-wsgi-*/*.db")), "the SQLite store is not under TMPDIR"
 
         server.check(get(server.base_url, "/api/me").status == 401, "/api/me without a token")
         tokens = login(server.base_url, "alice", ALICE_PASSWORD)
