@@ -113,6 +113,9 @@ class JWTMiddleware:
             clock=clock,
         )
         self._routes_table = self.endpoints.routes()
+        if s.login_path and self.issuer is not None and authenticate is None:
+            log.warning("login_path %s is not mounted: neither users_file nor authenticate is configured "
+                        "(set login_path=None if tokens are issued elsewhere)", s.login_path)
         self._protect = PrefixSet(s.protect)
         self._public = ExactSet(s.public)
         self._scopes = [(PrefixSet([prefix]), scopes) for prefix, scopes in s.scopes.items()]

@@ -469,3 +469,15 @@ def test_base64_padding_is_not_a_second_token(client):
     response = client.get("/api/me", headers=bearer(padded))
     assert response.status_code in (200, 401)  # whatever PyJWT decides, never a 500
     assert client.get("/api/me", headers=bearer(base64.b64encode(b"x").decode())).status_code == 401
+
+
+# -- start-up warnings -------------------------------------------------------------------------
+def test_login_not_mounted_is_logged_at_start_up(caplog):
+    # No users_file and no authenticate: /auth/login is left to the application; the log says why.
+    caplog.set_level(logging.WARNING, logger="jwt_wsgi")
+    JWTMiddleware(canary_app, secret=SECRET, protect=["/api"])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("login_path /auth/login is not mounted" in w for w in warnings), warnings
+    caplog.clear()
+    JWTMiddleware(canary_app, secret=SECRET, protect=["/api"], login_path=None)
+    assert not [r for r in caplog.records if "not mounted" in r.getMessage()]
