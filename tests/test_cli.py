@@ -329,6 +329,23 @@ def test_a_relative_users_file_error_names_the_absolute_path(tmp_path: Path) -> 
     assert str(tmp_path / "nobody.json") in line
 
 
+def test_toml_sqlite_store_is_relative_to_the_file(tmp_path: Path) -> None:
+    # users_file and the store: both relative to the TOML file, wherever check runs from.
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "users.json").write_text('{"users": {}}')
+    (conf / "jwt.toml").write_text(f'secret = "{SECRET}"\nusers_file = "users.json"\nstore = "sqlite:///state.db"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shown = json.loads(ok(run("check", "--config", str(conf / "jwt.toml"), cwd=elsewhere, secret=None)).stdout)
+    assert shown["users_file"] == str(conf / "users.json")
+    assert shown["store"] == f"sqlite:///{conf / 'state.db'}"
+
+
+def test_a_json_list_in_a_variable_gets_the_comma_hint(tmp_path: Path) -> None:
+    assert_user_error(run("check", cwd=tmp_path, JWT_WSGI_PROTECT='["/api", "/admin"]'), "comma-separated")
+
+
 # -- keys -------------------------------------------------------------------------------------
 def thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 JWK thumbprint (SHA-256)."""
