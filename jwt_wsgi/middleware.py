@@ -26,7 +26,9 @@ from .keys import KeyRing
 from .paths import BadPath, ExactSet, PrefixSet, fold, readings
 from .responses import ErrorRenderer, StartResponse
 from .settings import Settings
+from .state import store_namespace
 from .stores import Store, check_revoked, open_store
+from .stores.namespaced import namespaced
 from .tokens import TokenIssuer, TokenReader, TokenVerifier
 from .users import UsersFile
 
@@ -99,7 +101,8 @@ class JWTMiddleware:
         self.reader = TokenReader(s)
         self.verifier = TokenVerifier(s, self.keys)
         self.issuer = TokenIssuer(s, self.keys, clock=clock) if self.keys.can_sign else None
-        self.store: Store = open_store(s.store, clock=clock)
+        # Several applications may share one SQLite file or Redis: user-named records are kept apart.
+        self.store: Store = namespaced(open_store(s.store, clock=clock), store_namespace(s, self.keys))
         self.renderer = ErrorRenderer(s.error_format, s.realm)
         authenticate = s.authenticate or (UsersFile(s.users_file) if s.users_file else None)
         self.endpoints = Endpoints(

@@ -15,20 +15,26 @@ import hashlib
 import hmac
 import os
 import tempfile
+from typing import TYPE_CHECKING
 
 from .settings import Settings
 
-__all__ = ["key_tags", "state_directory", "default_store_url"]
+if TYPE_CHECKING:
+    from .keys import KeyRing
+
+__all__ = ["key_tags", "store_namespace", "state_directory", "default_store_url"]
 
 _TAG = b"jwt_wsgi application state"
 
 
-def key_tags(settings: Settings) -> list[str]:
+def key_tags(settings: Settings, keys: KeyRing | None = None) -> list[str]:
     """One short, non-secret tag per configured key (and the remote key sources), sorted."""
-    from .keys import KeyRing
+    if keys is None:
+        from .keys import KeyRing
 
+        keys = KeyRing(settings)
     tags: list[str] = []
-    for key in KeyRing(settings).keys:
+    for key in keys.keys:
         if isinstance(key.signer, bytes) and key.public_jwk is None:
             tags.append("hmac:" + hmac.new(key.signer, _TAG, hashlib.sha256).hexdigest()[:32])
         else:
@@ -54,3 +60,17 @@ def default_store_url(app_spec: str, settings: Settings, *, cwd: str | None = No
     digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
     readable = "".join(c if c.isalnum() else "-" for c in app_spec)[:40].strip("-") or "app"
     return f"sqlite:///{state_directory()}/{readable}-{digest}.db"
+
+
+def store_namespace(settings: Settings, keys: KeyRing | None = None) -> str:
+    """The name under which this application keeps user-named records (subject cut-offs, login
+    counters) in a store that other applications may share.
+
+    The ``issuer`` when set: it stays the same through key rotation. Otherwise the one key's tag
+    (a new secret ends every earlier token anyway). With several keys or a JWK Set and no issuer
+    there is nothing stable to go by: ``""``, no namespace (set ``issuer`` before sharing a store).
+    """
+    if settings.issuer:
+        return "iss:" + settings.issuer
+    tags = key_tags(settings, keys)
+    return tags[0] if len(tags) == 1 and not settings.keys else ""

@@ -8,15 +8,22 @@ lock a user out of the other.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ALICE_PASSWORD, OTHER_SECRET, SECRET
+from jwt_wsgi import JWTMiddleware
+from jwt_wsgi.stores import open_store
+from tests._services import unavailable
+from tests.conftest import ALICE_PASSWORD, OTHER_SECRET, SECRET, BufferedClient, canary_app, mint
+from tests.conftest import login as client_login
+from tests.redis_server import running_redis
 from tests.servers import GUNICORN, JWT_WSGI, REPO_ROOT, Server, bearer, get, login, post, server_env
 
 MYAPP = textwrap.dedent('''
@@ -114,3 +121,68 @@ def test_serve_with_workers_keeps_apps_apart(tmp_path: Path, project: Path) -> N
             _alice_gets_in(server)
         _lock_out(servers["one"])
         _alice_gets_in(servers["two"])
+
+
+# == one store shared on purpose: a SQLite file or a Redis database, two applications ==========
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+        return
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed (apt-get install redis-server)")
+    with running_redis(tmp_path) as server:
+        yield server.url
+
+
+def _app(store: str, users_file: str, **options: str) -> BufferedClient:
+    return BufferedClient(JWTMiddleware(canary_app, store=store, users_file=users_file, protect=["/api"], **options))
+
+
+@pytest.mark.parametrize("second", [
+    pytest.param({"secret": OTHER_SECRET}, id="other-secret"),
+    pytest.param({"secret": SECRET, "issuer": "https://other.example"}, id="same-secret-other-issuer"),
+])
+def test_apps_sharing_a_store_keep_their_users_apart(shared_store: str, users_file: str,
+                                                      second: dict[str, str]) -> None:
+    one = _app(shared_store, users_file, secret=SECRET)
+    two = _app(shared_store, users_file, **second)
+    token_one = client_login(one)["access_token"]
+    token_two = client_login(two)["access_token"]
+
+    # "Log out everywhere" in one application: alice is signed out there, not in the other.
+    assert one.post("/auth/logout", json={"all": True}, headers=bearer(token_one)).status_code == 204
+    assert one.get("/api/me", headers=bearer(token_one)).status_code == 401
+    assert two.get("/api/me", headers=bearer(token_two)).status_code == 200
+
+    # Six wrong passwords in one: alice is locked out there, and still signs in to the other.
+    statuses = [one.post("/auth/login", json={"username": "alice", "password": "wrong-password"}).status_code
+                for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+    assert two.post("/auth/login", json={"username": "alice", "password": ALICE_PASSWORD}).status_code == 200
+
+
+def test_one_app_restarted_keeps_its_own_state(shared_store: str, users_file: str) -> None:
+    # The namespace is stable: the same application, built again, sees its own revocations.
+    first = _app(shared_store, users_file, secret=SECRET, issuer="https://app.example")
+    token = client_login(first)["access_token"]
+    assert first.post("/auth/logout", json={"all": True}, headers=bearer(token)).status_code == 204
+    again = _app(shared_store, users_file, secret=SECRET, issuer="https://app.example")
+    assert again.get("/api/me", headers=bearer(token)).status_code == 401
+
+
+def test_a_logout_everywhere_from_before_the_upgrade_still_holds(shared_store: str, users_file: str) -> None:
+    # An earlier version kept subject cut-offs without a namespace. Its "log out everywhere" for
+    # alice must still refuse her older tokens once the new version runs on the same store.
+    now = time.time()
+    earlier = open_store(shared_store, clock=lambda: now - 100)  # the earlier version, 100 s ago
+    try:
+        earlier.ping()  # the store begins then (its epoch)
+        earlier.revoke_subject("alice", now - 10, now + 3600)  # alice logged out everywhere, 10 s ago
+    finally:
+        earlier.close()
+    app = _app(shared_store, users_file, secret=SECRET)
+    before = mint(sub="alice", iat=int(now) - 50, exp=int(now) + 600)  # issued before that logout
+    after = mint(sub="alice", iat=int(now) - 5, exp=int(now) + 600)
+    assert app.get("/api/me", headers=bearer(before)).status_code == 401
+    assert app.get("/api/me", headers=bearer(after)).status_code == 200
