@@ -9,11 +9,21 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
-from .browser import CSRF_COOKIE, SAFE_METHODS, CSRFFailed, cookie_value, csrf_ok, login_redirect, wants_html
+from .browser import (
+    CSRF_COOKIE,
+    SAFE_METHODS,
+    Cookies,
+    CSRFFailed,
+    cookie_value,
+    csrf_ok,
+    login_redirect,
+    wants_html,
+)
 from .cache import VerifiedTokens
 from .endpoints import Endpoints
 from .errors import (
     AuthError,
+    ConfigurationError,
     InsufficientScope,
     InternalError,
     InvalidRequest,
@@ -147,6 +157,28 @@ class JWTMiddleware:
     def from_file(cls, app: WSGIApp, path: str | os.PathLike[str], **overrides: Any) -> JWTMiddleware:
         """Options from a TOML file (top-level keys, or a ``[jwt_wsgi]`` table)."""
         return cls(app, Settings.from_file(path, **overrides))
+
+    # -- cookies from the application's own views ---------------------------------------------
+    def login_cookies(self, environ: Mapping[str, Any], subject: str, claims: Mapping[str, Any] | None = None
+                      ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+        """Sign ``subject`` in from your own view (a magic link, an LDAP bind ...) with the cookies
+        the built-in login sets: returns the ``Set-Cookie`` headers to add to your response and a
+        JSON-ready body (lifetimes and the ``csrf_token`` that unsafe requests echo in
+        ``X-CSRF-Token``; no token: the cookies are ``HttpOnly``).
+
+        :raises ConfigurationError: the cookie token source is off, or no signing key is configured.
+        """
+        if not self.endpoints.browser or self.issuer is None:
+            raise ConfigurationError("token_sources", "login_cookies() needs the cookie token source "
+                                     "(token_sources = header,cookie) and a signing key")
+        if not isinstance(subject, str) or not subject:
+            raise TypeError("subject must be a non-empty string")
+        return self.endpoints.cookie_session(environ, subject, dict(claims or {}))
+
+    def logout_cookies(self, environ: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The ``Set-Cookie`` headers that clear the sign-in cookies (revoke the token as well
+        if it must stop working before it expires)."""
+        return Cookies(self.settings, self.reader.cookie_secure(environ)).clear()
 
     # -- routing -----------------------------------------------------------------------------
     def _route(self, script_name: str, path_info: str) -> Route:
