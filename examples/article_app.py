@@ -1,7 +1,10 @@
 """The blog post this project grew from, rebuilt on the middleware with none of its flaws.
 
-Same public behaviour: ``POST /loginEndpoint`` issues a 30-minute token; ``GET /anEndpoint``
-needs it in a ``TOKEN`` header; errors look like ``{"error": "1", "message": "Token has expired"}``.
+Same public behaviour, so a client written for the article works unchanged: ``POST /loginEndpoint``
+answers ``{"error": "0", "message": "Successful", "token": ..., "Elapse_time": 1800}`` (a 30-minute
+token); ``GET /anEndpoint`` needs it in a ``TOKEN`` header; errors are the article's
+``{"error": "2", "message": "Token required"}``, ``{"error": "1", "message": "Token has expired"}``
+(or ``"Invalid Token"``) and ``{"error": "3", "message": "An error occured"}``.
 Fixed: real credential checks (users file, hashed passwords), correct status codes (401, not 200
 or 403), no hard-coded secret (``JWT_WSGI_SECRET``), PyJWT 2 (no ``.decode("UTF-8")``), no bare
 ``except``, views keep their arguments, no ``debug=True``, and any WSGI framework would do.

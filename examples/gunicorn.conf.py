@@ -1,14 +1,56 @@
-"""gunicorn settings for the examples: ``gunicorn -c examples/gunicorn.conf.py examples.flask_app:app``.
+"""gunicorn settings for the examples, and a starting point for your own application.
 
-Several workers share revocations and login rate limits only through a shared store: set
-``JWT_WSGI_STORE=sqlite:///path/store.db`` (one host) or ``redis://...`` (several hosts).
+From the repository::
+
+    gunicorn -c examples/gunicorn.conf.py examples.flask_app:app
+
+From your own project's directory (your module is imported from there; relative paths such as
+``JWT_WSGI_USERS_FILE=users.json`` are relative to it)::
+
+    gunicorn -c /path/to/jwt_wsgi/examples/gunicorn.conf.py myapp:application
+
+Several workers share revocations and login rate limits only through a shared store. Unless
+``JWT_WSGI_STORE`` is set (``sqlite:///path/store.db`` on one host, ``redis://...`` for several),
+each application gets a SQLite file of its own under ``<tmp>/jwt-wsgi-<uid>/``, named after the
+directory, the ``MODULE:APP``, the issuer and the keys: two applications never share state
+by accident.
 """
 
 import os
-import tempfile
+import sys
 
-# Every worker must see the same revocations and login counters: default to one SQLite file.
-os.environ.setdefault("JWT_WSGI_STORE", f"sqlite:///{tempfile.gettempdir()}/jwt-wsgi-examples.db")
+_REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _app_spec():
+    """The ``MODULE:APP`` gunicorn was given (its last positional argument)."""
+    positional = [a for a in sys.argv[1:] if not a.startswith("-")]
+    return positional[-1] if positional else ""
+
+
+# ``examples.*`` run from elsewhere: find the examples (and, when it is not installed, jwt_wsgi)
+# in this repository, after everything else on the path. Your own app is imported from the
+# directory you start gunicorn in, as gunicorn always does: no chdir.
+if _app_spec().startswith("examples.") and _REPOSITORY not in sys.path:
+    sys.path.append(_REPOSITORY)
+
+
+def _default_store():
+    try:
+        from jwt_wsgi import ConfigurationError, Settings
+        from jwt_wsgi.state import default_store_url
+    except ImportError:
+        return None
+    try:
+        return default_store_url(_app_spec(), Settings.from_env(None))
+    except ConfigurationError:
+        return None  # no secret yet, ...: the application itself says what is missing
+
+
+if "JWT_WSGI_STORE" not in os.environ:
+    _store = _default_store()
+    if _store:
+        os.environ["JWT_WSGI_STORE"] = _store
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WORKERS", "2"))
@@ -30,4 +72,3 @@ access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 # Escapes what clients send (a path with %0d%0a in it cannot start a forged log line), drops
 # query strings and credential headers from any format, and escapes jwt_wsgi's own log records.
 logger_class = "jwt_wsgi.serving.Logger"
-chdir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import os
 import secrets
 import shlex
@@ -72,46 +73,74 @@ def _users_file(args: argparse.Namespace) -> str:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from .users import hash_password, load_for_edit, valid_username
+    from .users import edit_lock, hash_password, load_for_edit, valid_username
 
     path = _users_file(args)
-    try:
-        data = load_for_edit(path)
-    except (OSError, ValueError) as exc:
-        _fail(f"cannot read users file {path!r}: {exc}")
-    users = data["users"]
     if args.users_command == "list":
-        for name in sorted(users):
-            claims = users[name].get("claims") or {}
-            extra = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(claims.items()))
+        if not os.path.exists(path):
+            _fail(f"no users file at {_shown(path)}; create it with '{PROG} users add NAME' (or pass --users-file)")
+        for name, claims in sorted(_load_users(path, load_for_edit)["users"].items()):
+            extra = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted((claims.get("claims") or {}).items()))
             print(f"{name} {extra}".rstrip())
         return 0
     name = args.name
-    if args.users_command == "remove":
-        if name not in users:
-            _fail(f"no user {name!r} in {path}")
-        del users[name]
-        _save(path, data)
-        print(f"removed {name}")
-        return 0
-    if not valid_username(name):
-        _fail(f"{name!r} is not a valid user name (printable, no spaces or ':', at most 256 characters)")
-    if args.password_stdin:
+    if args.users_command == "add":
+        if not valid_username(name):
+            _fail(f"{name!r} is not a valid user name (printable, no spaces or ':', at most 256 characters)")
+        password = _read_password(name, args.password_stdin)  # before the lock: a prompt may wait
+        entry = {"password": hash_password(password), "claims": _claims(args.claim)}
+    # Read, change and write under an exclusive lock: concurrent edits are applied one after the
+    # other (none is lost), and readers only ever see a whole file (written aside, then renamed).
+    try:
+        with edit_lock(path):
+            data = _load_users(path, load_for_edit)
+            users = data["users"]
+            if args.users_command == "remove":
+                if name not in users:
+                    _fail(f"no user {name!r} in {_shown(path)}")
+                del users[name]
+                done = "removed"
+            else:
+                done = "updated" if name in users else "added"
+                users[name] = entry
+            _save(path, data)
+    except OSError as exc:
+        _fail(f"cannot lock users file {_shown(path)}: {exc.strerror or exc}")
+    print(f"{done} {name}" + (f" in {path}" if done != "removed" else ""))
+    return 0
+
+
+def _shown(path: str) -> str:
+    return repr(path) if os.path.isabs(path) else f"{path!r} (that is {os.path.abspath(path)})"
+
+
+def _load_users(path: str, load: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return load(path)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        _fail(f"cannot read users file {_shown(path)}: {reason}")
+
+
+def _read_password(name: str, from_stdin: bool) -> str:
+    if from_stdin:
         line = sys.stdin.readline()
         password = line[:-1] if line.endswith("\n") else line
         password = password[:-1] if password.endswith("\r") else password
     else:
-        password = getpass.getpass(f"Password for {name}: ")
-        if getpass.getpass("Again: ") != password:
-            _fail("the passwords do not match")
+        if not sys.stdin.isatty():
+            _fail("standard input is not a terminal, so the password cannot be asked for; "
+                  "pipe it with --password-stdin (e.g. printf '%s\\n' \"$PW\" | "
+                  f"{PROG} users add {name} --password-stdin)")
+        try:
+            password = getpass.getpass(f"Password for {name}: ")
+            if getpass.getpass("Again: ") != password:
+                _fail("the passwords do not match")
+        except EOFError:
+            _fail("no password given (end of input)")
     if len(password) < 8:
         _fail("the password must have at least 8 characters")
-    claims = _claims(args.claim)
-    existed = name in users
-    users[name] = {"password": hash_password(password), "claims": claims}
-    _save(path, data)
-    print(f"{'updated' if existed else 'added'} {name} in {path}")
-    return 0
+    return password
 
 
 def _save(path: str, data: dict[str, Any]) -> None:
@@ -120,7 +149,7 @@ def _save(path: str, data: dict[str, Any]) -> None:
     try:
         save_atomically(path, data)
     except OSError as exc:
-        _fail(f"cannot write users file {path!r}: {exc.strerror or exc}")
+        _fail(f"cannot write users file {_shown(path)}: {exc.strerror or exc}")
 
 
 # -- tokens -----------------------------------------------------------------------------------
@@ -151,21 +180,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         _fail("this is not a JWT (expected three base64url segments with JSON header and claims)")
-    status = "not verified (--no-verify)"
-    code = 0
-    if not args.no_verify:
-        from .errors import ExpiredToken, InvalidToken
-        from .keys import KeyRing
-        from .tokens import TokenVerifier
-
-        settings = load_settings(args.config)
-        try:
-            TokenVerifier(settings, KeyRing(settings)).verify(token, expected_type=claims.get("type", "access"))
-            status = "valid: signature, algorithm and claims verified"
-        except ExpiredToken:
-            status, code = "EXPIRED: the signature is good but the token has expired", 1
-        except InvalidToken:
-            status, code = "INVALID: forged, signed with another key or algorithm, or its claims are not accepted", 1
+    if args.no_verify:
+        status, code = "not verified (--no-verify)", 0
+    else:
+        status, code = _verify_status(token, claims, args.config)
     print("header: " + json.dumps(header, indent=2, sort_keys=True))
     print("claims: " + json.dumps(claims, indent=2, sort_keys=True))
     exp = claims.get("exp")
@@ -176,10 +194,42 @@ def cmd_decode(args: argparse.Namespace) -> int:
             print(f"expires: {when} ({'in ' + _span(left) if left > 0 else _span(-left) + ' ago'})")
         except (ValueError, OverflowError, OSError):
             print(f"expires: {exp!r} is not a representable date")
+        if args.no_verify and exp <= time.time():
+            status, code = status + "; EXPIRED by its exp claim", 1
     else:
         print("expires: never (no numeric exp claim: jwt_wsgi refuses such tokens)")
+        status, code = status + ("; refused: no numeric exp claim" if args.no_verify else ""), 1
     print(f"status: {status}")
     return code
+
+
+def _verify_status(token: str, claims: dict[str, Any], config: str | None) -> tuple[str, int]:
+    """(the status line, the exit status) of verifying ``token`` as the routes would."""
+    from .errors import ExpiredToken, InvalidToken, ServiceUnavailable
+    from .keys import KeyRing
+    from .tokens import TokenVerifier
+
+    settings = load_settings(config)
+    verifier = TokenVerifier(settings, KeyRing(settings))
+    kind = claims.get("type")
+    try:
+        if kind == "refresh":
+            verifier.verify(token, expected_type="refresh")
+            where = f"only by the refresh endpoint ({settings.refresh_path})" if settings.refresh_path \
+                else "by no endpoint (refresh_path is off)"
+            return ("valid REFRESH token: signature, algorithm and claims verified; accepted " + where
+                    + ", refused on protected routes (send its access token there)"), 0
+        verifier.verify(token)
+        return ("valid access token: signature, algorithm and claims verified (revocation is not checked "
+                "here: it lives in the store)"), 0
+    except ExpiredToken:
+        return "EXPIRED: the signature is good but the token has expired", 1
+    except InvalidToken:
+        if kind is not None and kind not in ("access", "refresh"):
+            return f"INVALID: its type claim is {json.dumps(kind)}; routes accept only access tokens", 1
+        return "INVALID: forged, signed with another key or algorithm, or its claims are not accepted", 1
+    except ServiceUnavailable:
+        _fail("cannot verify: the JWK Set that holds the keys could not be fetched (try --no-verify)")
 
 
 def _span(seconds: float) -> str:
@@ -199,26 +249,48 @@ def cmd_check(args: argparse.Namespace) -> int:
     def nothing(environ: Any, start_response: Any) -> list[bytes]:
         return []
 
+    # Start-up warnings are repeated below as check's own notes, once each.
+    logging.getLogger("jwt_wsgi.middleware").setLevel(logging.ERROR)
     middleware = JWTMiddleware(nothing, settings)  # loads keys and users: every check there is
+    notes = []
     try:
-        middleware.store.ping()
-        # A store that can forget (Redis without persistence) makes jwt_wsgi refuse every
-        # earlier token after a restart: say so now rather than after the first outage.
-        durability = getattr(middleware.store, "durability_warnings", None)
-        for warning in durability() if durability is not None else ():
-            print(f"jwt-wsgi: warning: {warning}", file=sys.stderr)
-    except Exception as exc:  # StoreUnavailable and the like
-        _fail(f"store {settings.public_view()['store']}: unreachable ({exc})")
+        notes.extend(_check_store(middleware.store, settings))
     finally:
         middleware.store.close()
     _check_remote_keys(middleware.keys.remotes)
+    if settings.login_path and middleware.issuer is not None and middleware.endpoints.authenticate is None:
+        notes.append(f"warning: login_path {settings.login_path} is NOT mounted: no users_file (JWT_WSGI_USERS_FILE) "
+                     "or authenticate is configured, so nobody can log in here; tokens must come from elsewhere")
     print(json.dumps(settings.public_view(), indent=2, sort_keys=True, default=str))
     # How tokens find their key (which signs, which verify, tokens without kid): on stderr, so
     # that stdout stays the JSON above.
     for line in middleware.keys.describe():
         print(f"keys: {line}", file=sys.stderr)
+    for note in notes:
+        print(note, file=sys.stderr)
     print("configuration OK", file=sys.stderr)
     return 0
+
+
+def _check_store(store: Any, settings: Settings) -> list[str]:
+    """Reach the store, without creating anything: a SQLite file that does not exist yet is
+    only checked for a writable directory (it is created on first use)."""
+    path = getattr(store, "path", None) if settings.store.lower().startswith("sqlite:") else None
+    if isinstance(path, str) and not os.path.exists(path):
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            _fail(f"store {settings.public_view()['store']}: the directory {directory} does not exist")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            _fail(f"store {settings.public_view()['store']}: cannot create files in {directory}")
+        return [f"store: {path} does not exist yet; it will be created on first use"]
+    try:
+        store.ping()
+    except Exception as exc:  # StoreUnavailable and the like
+        _fail(f"store {settings.public_view()['store']}: unreachable ({exc})")
+    # A store that can forget (Redis without persistence) makes jwt_wsgi refuse every
+    # earlier token after a restart: say so now rather than after the first outage.
+    durability = getattr(store, "durability_warnings", None)
+    return [f"{PROG}: warning: {warning}" for warning in (durability() if durability is not None else ())]
 
 
 def _check_remote_keys(remotes: Sequence[RemoteKeySet]) -> None:
@@ -330,7 +402,16 @@ def _serve_threads(args: argparse.Namespace) -> int:
     return DEFAULT_THREADS if args.threads is None else int(args.threads)
 
 
+def _need_gunicorn() -> None:
+    """One line instead of an ImportError when the ``serve`` extra is not installed."""
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        _fail(f"{PROG} serve and demo run gunicorn, which is not installed: pip install 'jwt_wsgi[serve]'")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    _need_gunicorn()
     from .middleware import JWTMiddleware
     from .serving import gunicorn_options, import_app, run
 
@@ -345,9 +426,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["store"] = args.store
     settings = load_settings(args.config, **overrides)
     if args.workers > 1 and settings.store.startswith("memory:") and not args.store and not _store_configured(args):
-        state = os.path.join(tempfile.gettempdir(), f"jwt-wsgi-{os.getuid()}")
-        os.makedirs(state, mode=0o700, exist_ok=True)
-        settings = load_settings(args.config, **overrides, store=f"sqlite:///{state}/store.db")
+        from .state import default_store_url
+
+        # A file of this application's own: another app served from the same host must never
+        # share its revocations or lock its users out.
+        settings = load_settings(args.config, **overrides, store=default_store_url(args.app, settings))
         print(f"{PROG}: {args.workers} workers share revocations and rate limits in {settings.store}", file=sys.stderr)
     _refuse_memory_store(settings, args.workers)
     app = JWTMiddleware(import_app(args.app), settings)
@@ -379,6 +462,7 @@ def _ping(app: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _need_gunicorn()
     from .demo import demo_app
     from .middleware import JWTMiddleware
     from .serving import gunicorn_options, run
@@ -427,8 +511,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _worker_class(value: str) -> str:
-    from .serving import WORKER_CLASSES
-
+    try:
+        from .serving import WORKER_CLASSES
+    except ImportError:
+        return value  # no gunicorn: the command says so, in one line, before it looks at this
     if value not in WORKER_CLASSES:
         raise argparse.ArgumentTypeError(f"choose {' or '.join(WORKER_CLASSES)}, not {value!r}")
     return value
@@ -458,12 +544,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="wrap an existing WSGI app and serve it with gunicorn")
-    p.add_argument("app", metavar="MODULE:APP")
+    p.add_argument("app", metavar="MODULE:APP", help="the WSGI application to wrap, e.g. myapp:application")
     p.add_argument("--config", metavar="FILE", help="TOML options (default: JWT_WSGI_* variables)")
-    p.add_argument("--bind", default="127.0.0.1:8000")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--protect", action="append", metavar="PREFIX")
-    p.add_argument("--store", metavar="URL")
+    p.add_argument("--bind", default="127.0.0.1:8000", metavar="HOST:PORT",
+                   help="address to listen on (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes (default: %(default)s)")
+    p.add_argument("--protect", action="append", metavar="PREFIX",
+                   help="a path prefix that needs a token (repeatable; default: the configuration's protect, '/')")
+    p.add_argument("--store", metavar="URL",
+                   help="revocations and rate limits (default: the configuration's store; with several workers "
+                        "and none configured, a SQLite file of this application's own under $TMPDIR/jwt-wsgi-UID/)")
     p.add_argument("--trusted-proxy", action="append", metavar="IP",
                    help="a proxy allowed to set X-Forwarded-For/-Proto (repeatable)")
     p.add_argument("--worker-class", default="gthread", type=_worker_class, metavar="{gthread,sync}",

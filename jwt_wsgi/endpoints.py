@@ -49,7 +49,7 @@ from .errors import (
     UnsupportedMediaType,
     UnsupportedTokenType,
 )
-from .responses import NO_STORE, StartResponse, json_response, status_line
+from .responses import NO_STORE, StartResponse, article_login, json_response, status_line
 from .settings import Settings
 from .stores import Store, check_revoked, cutoff_after
 from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier, query_values, time_ordered_id
@@ -360,16 +360,47 @@ class Endpoints:
         username = _text_field(fields, "username", MAX_USERNAME)
         password = _text_field(fields, "password", MAX_PASSWORD)
         scope = requested_scope(fields)
+        with_cookies = self._wants_cookies(environ, fields)  # refused before any password is checked
         sub, claims = self._authenticate(username, password, environ)
         if scope is not None:
             if not set(scope) <= set(granted_scopes(claims)):
                 raise InvalidScope()
             claims = {**with_scopes(claims, scope), SCOPE_LIMIT: " ".join(scope)}
+        if with_cookies:
+            headers, body = self.cookie_session(environ, sub, claims)
+            return json_response(start_response, 200, body, [*NO_STORE, *headers])
         body = self._token_response(sub, claims, scope=scope)
         if self.settings.error_format == "article":
-            # The article's clients read {"error": "0", "token": ...}; the OAuth 2.0 members stay.
-            body = {"error": "0", "message": "Login successful", "token": body["access_token"], **body}
+            body = article_login(body)
         return json_response(start_response, 200, body, NO_STORE)
+
+    def _wants_cookies(self, environ: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+        """``"cookies": true`` in a JSON login: a single-page app's sign-in, kept in cookies."""
+        if "cookies" not in fields:
+            return False
+        wanted = fields["cookies"]
+        if not environ.get("CONTENT_TYPE", "").lower().startswith(JSON):
+            # A urlencoded body can come from any site's form (login CSRF); JSON cannot.
+            raise BadRequest("'cookies' is accepted in a JSON body only")
+        if not isinstance(wanted, bool):
+            raise BadRequest("'cookies' must be true or false")
+        if wanted and not self.browser:
+            raise BadRequest("'cookies' needs the cookie token source (token_sources = header,cookie)")
+        return wanted
+
+    def cookie_session(self, environ: Mapping[str, Any], sub: str, claims: Mapping[str, Any]
+                       ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+        """Sign ``sub`` in with cookies, as the HTML form does: (``Set-Cookie`` headers, JSON body).
+
+        The body has no token (the cookies are ``HttpOnly``, out of scripts' reach) but the CSRF
+        token that unsafe requests must echo in ``X-CSRF-Token`` (also in a readable cookie).
+        """
+        csrf = new_csrf()
+        tokens = self._token_response(sub, {**claims, "csrf": csrf})
+        cookies = Cookies(self.settings, self.reader.cookie_secure(environ))
+        body = {k: v for k, v in tokens.items() if k not in ("access_token", "refresh_token")}
+        body["csrf_token"] = csrf
+        return self._session_cookies(cookies, tokens, csrf), body
 
     def _authenticate(self, username: str, password: str, environ: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
         """(sub, extra claims) for good credentials; rate limits first, then one password check."""
@@ -515,7 +546,9 @@ class Endpoints:
         in_body = fields.get(name)
         if in_body is not None and (not isinstance(in_body, str) or not in_body):
             raise InvalidRequest(f"'{name}' must be a string")
-        in_header = self.reader.read(environ)
+        in_header, source = self.reader.read_with_source(environ)
+        if source == "cookie":
+            in_header = None  # the access cookie is never a refresh token (the refresh cookie is read after)
         if in_body and in_header and in_body != in_header:
             raise InvalidRequest("The request carries more than one token")
         return in_body or in_header

@@ -9,11 +9,21 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
-from .browser import CSRF_COOKIE, SAFE_METHODS, CSRFFailed, cookie_value, csrf_ok, login_redirect, wants_html
+from .browser import (
+    CSRF_COOKIE,
+    SAFE_METHODS,
+    Cookies,
+    CSRFFailed,
+    cookie_value,
+    csrf_ok,
+    login_redirect,
+    wants_html,
+)
 from .cache import VerifiedTokens
 from .endpoints import Endpoints
 from .errors import (
     AuthError,
+    ConfigurationError,
     InsufficientScope,
     InternalError,
     InvalidRequest,
@@ -26,7 +36,9 @@ from .keys import KeyRing
 from .paths import BadPath, ExactSet, PrefixSet, fold, readings
 from .responses import ErrorRenderer, StartResponse
 from .settings import Settings
+from .state import store_namespace
 from .stores import Store, check_revoked, open_store
+from .stores.namespaced import namespaced
 from .tokens import TokenIssuer, TokenReader, TokenVerifier
 from .users import UsersFile
 
@@ -99,7 +111,8 @@ class JWTMiddleware:
         self.reader = TokenReader(s)
         self.verifier = TokenVerifier(s, self.keys)
         self.issuer = TokenIssuer(s, self.keys, clock=clock) if self.keys.can_sign else None
-        self.store: Store = open_store(s.store, clock=clock)
+        # Several applications may share one SQLite file or Redis: user-named records are kept apart.
+        self.store: Store = namespaced(open_store(s.store, clock=clock), store_namespace(s, self.keys))
         self.renderer = ErrorRenderer(s.error_format, s.realm)
         authenticate = s.authenticate or (UsersFile(s.users_file) if s.users_file else None)
         self.endpoints = Endpoints(
@@ -113,6 +126,9 @@ class JWTMiddleware:
             clock=clock,
         )
         self._routes_table = self.endpoints.routes()
+        if s.login_path and self.issuer is not None and authenticate is None:
+            log.warning("login_path %s is not mounted: neither users_file nor authenticate is configured "
+                        "(set login_path=None if tokens are issued elsewhere)", s.login_path)
         self._protect = PrefixSet(s.protect)
         self._public = ExactSet(s.public)
         self._scopes = [(PrefixSet([prefix]), scopes) for prefix, scopes in s.scopes.items()]
@@ -141,6 +157,28 @@ class JWTMiddleware:
     def from_file(cls, app: WSGIApp, path: str | os.PathLike[str], **overrides: Any) -> JWTMiddleware:
         """Options from a TOML file (top-level keys, or a ``[jwt_wsgi]`` table)."""
         return cls(app, Settings.from_file(path, **overrides))
+
+    # -- cookies from the application's own views ---------------------------------------------
+    def login_cookies(self, environ: Mapping[str, Any], subject: str, claims: Mapping[str, Any] | None = None
+                      ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+        """Sign ``subject`` in from your own view (a magic link, an LDAP bind ...) with the cookies
+        the built-in login sets: returns the ``Set-Cookie`` headers to add to your response and a
+        JSON-ready body (lifetimes and the ``csrf_token`` that unsafe requests echo in
+        ``X-CSRF-Token``; no token: the cookies are ``HttpOnly``).
+
+        :raises ConfigurationError: the cookie token source is off, or no signing key is configured.
+        """
+        if not self.endpoints.browser or self.issuer is None:
+            raise ConfigurationError("token_sources", "login_cookies() needs the cookie token source "
+                                     "(token_sources = header,cookie) and a signing key")
+        if not isinstance(subject, str) or not subject:
+            raise TypeError("subject must be a non-empty string")
+        return self.endpoints.cookie_session(environ, subject, dict(claims or {}))
+
+    def logout_cookies(self, environ: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The ``Set-Cookie`` headers that clear the sign-in cookies (revoke the token as well
+        if it must stop working before it expires)."""
+        return Cookies(self.settings, self.reader.cookie_secure(environ)).clear()
 
     # -- routing -----------------------------------------------------------------------------
     def _route(self, script_name: str, path_info: str) -> Route:

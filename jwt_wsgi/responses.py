@@ -12,19 +12,41 @@ from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from .errors import AuthError, InsufficientScope
+from .errors import AuthError, InsufficientScope, InvalidToken, MissingToken
 
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, str]]
 StartResponse = Callable[..., Any]
 
-_ARTICLE_MESSAGES = {
-    "missing_token": "Token is missing",
-    "token_expired": "Token has expired",
-    "invalid_token": "Invalid Token",
-    "token_revoked": "Invalid Token",
-}
+# The article's shapes, word for word (its spelling included): "2" when no token was sent, "1" for
+# a token that is expired or otherwise unusable, "3" for any other failure, "0" for success.
+ARTICLE_TOKEN_REQUIRED = {"error": "2", "message": "Token required"}
+ARTICLE_EXPIRED = {"error": "1", "message": "Token has expired"}
+ARTICLE_INVALID = {"error": "1", "message": "Invalid Token"}
+ARTICLE_FAILURE = {"error": "3", "message": "An error occured"}
+
+
+def article_body(error: AuthError) -> dict[str, str]:
+    """The article's body for ``error``; the status code and headers stay ours."""
+    if isinstance(error, MissingToken):
+        return dict(ARTICLE_TOKEN_REQUIRED)
+    if isinstance(error, InvalidToken):
+        return dict(ARTICLE_EXPIRED if error.code == "token_expired" else ARTICLE_INVALID)
+    return dict(ARTICLE_FAILURE)
+
+
+def article_login(tokens: Mapping[str, Any]) -> dict[str, Any]:
+    """The article's login answer built from the OAuth 2.0 token response ``tokens``.
+
+    ``Elapse_time`` is the access token's lifetime in seconds (``expires_in``). A refresh token,
+    which the article never had, is kept when one was issued so the refresh endpoint stays usable.
+    """
+    body: dict[str, Any] = {"error": "0", "message": "Successful", "token": tokens["access_token"],
+                            "Elapse_time": tokens["expires_in"]}
+    if "refresh_token" in tokens:
+        body["refresh_token"] = tokens["refresh_token"]
+    return body
 
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
@@ -83,7 +105,7 @@ class ErrorRenderer:
                 problem["error"] = error.rfc6749
             return "application/problem+json", problem
         if self.format == "article":
-            return "application/json", {"error": "1", "message": _ARTICLE_MESSAGES.get(error.code, error.message)}
+            return "application/json", article_body(error)
         return "application/json", {"error": error.code, "message": error.message}
 
     def challenge(self, error: AuthError) -> str:

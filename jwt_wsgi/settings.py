@@ -96,10 +96,24 @@ def parse_duration(option: str, value: Any) -> float:
     return seconds
 
 
+def _resolve_sqlite_path(url: str, base_dir: str | os.PathLike[str]) -> str:
+    """``sqlite:///relative.db`` in a configuration file: relative to the file, like every path there."""
+    if not url.lower().startswith("sqlite:///") or url.lower().startswith("sqlite:////"):
+        return url
+    rest = url[len("sqlite:///"):]
+    path, sep, query = rest.partition("?")
+    if not path or path == ":memory:" or os.path.isabs(path):
+        return url
+    return "sqlite:///" + str(Path(base_dir, path)) + sep + query
+
+
 def _str_list(option: str, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
+        if value.strip().startswith("[") and value.strip().endswith("]"):
+            raise ConfigurationError(option, f"{value!r} looks like a JSON list; in a variable, lists are "
+                                             "comma-separated: /api,/admin")
         return tuple(part.strip() for part in value.split(",") if part.strip())
     if isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
         items = tuple(value)
@@ -649,6 +663,8 @@ class Settings:
                 value = str(Path(base_dir, value)) if not os.path.isabs(value) else value
             elif base_dir is not None and name in ("keys", "providers"):
                 value = _resolve_key_paths(value, base_dir)
+            elif base_dir is not None and name == "store" and isinstance(value, str):
+                value = _resolve_sqlite_path(value, base_dir)
             values[name] = value
         return cls(**values)
 
@@ -720,10 +736,14 @@ class Settings:
                     "use an asymmetric algorithm such as RS256 or ES256 with key files",
                 )
             if not self.secret:
+                exported = ENV_PREFIX + "SECRET" in os.environ
                 raise ConfigurationError(
                     "secret",
                     f"{alg} needs a secret: set JWT_WSGI_SECRET (for example to the output of "
-                    "`python -c \"import secrets; print(secrets.token_urlsafe(48))\"`)",
+                    "`python -c \"import secrets; print(secrets.token_urlsafe(48))\"`)"
+                    + ("; JWT_WSGI_SECRET is set, but options given as keywords do not read the environment: "
+                       "use JWTMiddleware.from_env(app, ...) or Settings.from_env(None, ...), or pass secret="
+                       if exported else ""),
                 )
             _check_secret("secret", alg, self.secret, self.allow_weak_secret)
         else:

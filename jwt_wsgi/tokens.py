@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import jwt
 
-from .errors import ExpiredToken, InvalidRequest, InvalidToken
+from .errors import ExpiredToken, InvalidRequest, InvalidToken, MissingToken
 from .keys import KeyRing, candidates
 from .settings import Settings
 
@@ -64,11 +64,13 @@ class TokenReader:
         """
         found: str | None = None
         source: str | None = None
+        wrong_scheme = False
         if self.use_header:
             value = environ.get(self.header_key)
             if value is not None:
                 found = self._from_header(value)
                 source = "header" if found else None
+                wrong_scheme = found is None and self.bearer and _looks_like_a_token_sent_wrong(value)
         if self.cookie_name is not None:
             cookie = environ.get("HTTP_COOKIE")
             name = self.cookie_for(environ)
@@ -82,6 +84,10 @@ class TokenReader:
                 from_query = _one_value(query_values(query, self.query_param))
                 found = _agree(found, from_query)
                 source = source or ("query" if from_query else None)
+        if found is None and wrong_scheme:
+            # Still no token (401 missing_token), but the caller learns what we expected.
+            raise MissingToken("Send the token as 'Authorization: Bearer <token>' (the Bearer scheme; "
+                               "'JWT <token>', 'Token <token>' or a bare token are not read)")
         return found, source
 
     def cookie_for(self, environ: Mapping[str, Any]) -> str:
@@ -114,6 +120,15 @@ class TokenReader:
             # Two headers joined by the server ("Bearer a,Bearer b"), extra spaces, junk.
             raise InvalidRequest("The Authorization header is malformed")
         return credentials
+
+
+def _looks_like_a_token_sent_wrong(value: str) -> bool:
+    """``JWT <token>``, ``Token <token>`` or a bare JWT: a token under another habit's scheme.
+    (Basic, Digest, Negotiate ... belong to other authentication and are left alone.)"""
+    scheme, sep, rest = value.strip().partition(" ")
+    if not sep:
+        return scheme.count(".") == 2
+    return scheme.lower() in ("jwt", "token") and bool(rest.strip())
 
 
 def _agree(first: str | None, second: str | None) -> str | None:

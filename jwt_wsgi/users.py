@@ -12,13 +12,15 @@ its timing tells whether a user exists.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -59,12 +61,14 @@ class UsersFile:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._users: dict[str, dict[str, Any]] = {}
+        # A relative path is resolved against the current directory: say which one was meant.
+        shown = repr(path) if os.path.isabs(path) else f"{path!r} (that is {os.path.abspath(path)})"
         try:
             self._reload()
         except OSError as exc:
-            raise ConfigurationError("users_file", f"cannot read {path!r}: {exc.strerror}") from None
+            raise ConfigurationError("users_file", f"cannot read {shown}: {exc.strerror}") from None
         except ValueError as exc:
-            raise ConfigurationError("users_file", f"{path!r}: {exc}") from None
+            raise ConfigurationError("users_file", f"{shown}: {exc}") from None
         # A real hash of a random password with the same method as the file's users, checked
         # for unknown users so that they cost the same time (catalogue L8).
         sample = next((u["password"] for u in self._users.values()), None)
@@ -133,6 +137,22 @@ def load_for_edit(path: str) -> dict[str, Any]:
         data = json.load(fh)
     UsersFile.parse(data)
     return data  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def edit_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive lock for a read-change-write of the users file ``path``.
+
+    The lock (``flock``) is taken on the file's directory: the users file itself is replaced on
+    every write, so a lock on it would not outlive the first edit, and a lock file beside it
+    would be left behind. Blocks until granted; released when the block ends.
+    """
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def save_atomically(path: str, data: Mapping[str, Any]) -> None:

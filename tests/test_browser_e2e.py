@@ -15,14 +15,16 @@ Two attacker origins, because the browser treats them differently:
   browser sends the ``SameSite=Lax`` cookies and only the middleware's CSRF checks stand in the way;
 - ``http://localhost:OTHER`` is cross-site: ``SameSite=Lax`` keeps the cookies home as well.
 
-Screenshots: ``test-artifacts/login.png``, ``test-artifacts/signed-in.png`` (900x700 viewport,
-also copied to ``docs/`` for the README) and ``test-artifacts/login-failed.png``.
+Screenshots: ``test-artifacts/login.png``, ``test-artifacts/signed-in.png`` (900x700 viewport; copy
+them to ``docs/`` by hand to refresh the README's) and ``test-artifacts/login-failed.png``. A test run
+writes nothing outside ``test-artifacts/``.
 
 The ``*_in_process`` tests at the end need no browser: both examples' pages through Werkzeug.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import importlib
 import json
@@ -49,6 +51,12 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 DOCS = REPO_ROOT / "docs"
+# The README's screenshots as checked out: a test run must not rewrite them (a dirty checkout).
+def _docs_pngs() -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in DOCS.glob("*.png")}
+
+
+DOCS_BEFORE = _docs_pngs()
 VIEWPORT = (900, 700)
 WAIT = 15.0  # seconds for one navigation; a normal one takes well under a second
 
@@ -278,17 +286,13 @@ class Browser:
         self.driver.execute_cdp_cmd("Network.deleteCookies", {"name": name, "url": self.base + "/"})
 
     # -- screenshots ----------------------------------------------------------------------------
-    def screenshot(self, name: str, *, docs: bool = False) -> Path:
-        """``test-artifacts/NAME`` and, for the README, ``docs/NAME`` (rewritten only when it changed)."""
+    def screenshot(self, name: str) -> Path:
+        """``test-artifacts/NAME`` (git-ignored). The README's ``docs/`` copies are refreshed by hand
+        (``cp test-artifacts/login.png docs/``): a test run never changes a tracked file."""
         png: bytes = self.driver.get_screenshot_as_png()
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name
         path.write_bytes(png)
-        if docs:
-            DOCS.mkdir(exist_ok=True)
-            copy = DOCS / name
-            if not copy.exists() or copy.read_bytes() != png:
-                copy.write_bytes(png)
         return path
 
 
@@ -426,7 +430,7 @@ def test_protected_page_login_and_back(browser: Browser) -> None:
     assert browser.value("next") == "/dashboard"
     for field, label in (("username", "Username"), ("password", "Password")):
         assert browser.driver.find_element(browser.By.CSS_SELECTOR, f"label[for={field}]").text == label
-    browser.screenshot("login.png", docs=True)
+    browser.screenshot("login.png")
 
     hops = browser.sign_in(password="not-her-password")
     assert browser.trail(hops) == [("POST", "/auth/login", 401)]
@@ -439,7 +443,7 @@ def test_protected_page_login_and_back(browser: Browser) -> None:
     assert browser.trail(hops) == [("POST", "/auth/login", 303), ("GET", "/dashboard", 200)]
     assert browser.path == "/dashboard"
     assert "Hello, alice!" in browser.text and "Signed in as alice" in browser.text
-    browser.screenshot("signed-in.png", docs=True)
+    browser.screenshot("signed-in.png")
 
     jar = browser.cookies()
     access, csrf, refresh = jar["access_token"], jar["csrf_token"], jar["refresh_token"]
@@ -701,3 +705,8 @@ def test_example_dashboard_in_process(load_example: Callable[[str, str], Any], m
     logout = client.post("/auth/logout", headers={"Accept": HTML_ACCEPT}, data={"csrf_token": csrf})
     assert logout.status_code == 303 and logout.headers["Location"] == "/auth/login"
     assert client.get("/dashboard", headers={"Accept": HTML_ACCEPT}).status_code == 303
+
+
+def test_the_run_left_the_readme_screenshots_alone() -> None:
+    # Last in this module, after every screenshot: docs/ is exactly as it was checked out.
+    assert _docs_pngs() == DOCS_BEFORE

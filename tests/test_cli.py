@@ -112,6 +112,42 @@ def test_users_file_from_environment(tmp_path: Path) -> None:
     assert set(read_users(tmp_path / "from-env.json")) == {"carol"}
 
 
+def test_users_add_without_a_terminal_points_to_password_stdin(tmp_path: Path) -> None:
+    # echo pw | jwt-wsgi users add alice: no terminal to ask on, no --password-stdin.
+    assert_user_error(run("users", "add", "alice", cwd=tmp_path, stdin="long-enough-pw\n"), "--password-stdin")
+    assert not (tmp_path / "users.json").exists()
+
+
+def test_users_list_of_a_missing_file_says_so(tmp_path: Path) -> None:
+    line = assert_user_error(run("users", "list", "--users-file", "nobody.json", cwd=tmp_path), "no users file")
+    assert str(tmp_path / "nobody.json") in line
+
+
+def test_users_added_in_parallel_are_all_kept(tmp_path: Path) -> None:
+    # Ten `jwt-wsgi users add` at once: each reads, changes and writes the file under a lock.
+    env = server_env(tmp_path / ".runtime", JWT_WSGI_SECRET=SECRET)
+    procs = [subprocess.Popen([JWT_WSGI, "users", "add", f"user{i}", "--users-file", "users.json",
+                               "--password-stdin"], cwd=tmp_path, env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(10)]
+    outputs = [p.communicate(f"password-{i}\n", timeout=120) for i, p in enumerate(procs)]
+    assert [p.returncode for p in procs] == [0] * 10, outputs
+    users = read_users(tmp_path / "users.json")
+    assert sorted(users) == sorted(f"user{i}" for i in range(10))
+    for i in range(10):
+        assert check_password_hash(users[f"user{i}"]["password"], f"password-{i}")
+    listed = ok(run("users", "list", cwd=tmp_path)).stdout.split()
+    assert sorted(listed) == sorted(users)
+
+
+@pytest.mark.parametrize("command", [["serve", "examples.plain_wsgi:app"], ["demo"]])
+def test_serve_without_gunicorn_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    # As if the serve extra were not installed: gunicorn cannot be imported.
+    code = ("import sys; sys.modules['gunicorn'] = None; from jwt_wsgi.cli import main; "
+            f"sys.exit(main({command!r}))")
+    line = assert_user_error(run(prefix=[PYTHON, "-c", code], cwd=tmp_path), "gunicorn")
+    assert "jwt_wsgi[serve]" in line
+
+
 def test_users_list_remove_and_readd(tmp_path: Path) -> None:
     path = tmp_path / "users.json"
     ok(run("users", "add", "alice", "--users-file", str(path), "--password-stdin", "--claim", "scope=read write",
@@ -168,6 +204,33 @@ def test_token_then_decode(tmp_path: Path) -> None:
     from_stdin = ok(run("decode", "-", cwd=tmp_path, stdin=token + "\n")).stdout
     assert '"sub": "alice"' in from_stdin
     assert "status: valid" in from_stdin
+
+
+def test_decode_says_what_a_refresh_token_is_valid_for(tmp_path: Path) -> None:
+    access = ok(run("decode", mint(type="access"), cwd=tmp_path)).stdout
+    assert "status: valid access token" in access
+    refresh = ok(run("decode", mint(type="refresh"), cwd=tmp_path)).stdout
+    status = next(line for line in refresh.splitlines() if line.startswith("status:"))
+    assert "REFRESH" in status and "/auth/refresh" in status and "refused on protected routes" in status, status
+
+
+@pytest.mark.parametrize("kind", [pytest.param("id", id="string"), pytest.param(5, id="number")])
+def test_decode_a_token_of_another_type_is_invalid(tmp_path: Path, kind: Any) -> None:
+    # Routes accept only access tokens: decode must not call such a token valid.
+    result = run("decode", mint(type=kind), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "status: INVALID" in result.stdout and "type claim" in result.stdout
+
+
+@pytest.mark.parametrize("claims", [
+    pytest.param({"iat": int(time.time()) - 7200, "exp": int(time.time()) - 3600}, id="expired"),
+    pytest.param({"exp": None}, id="no-exp"),
+])
+def test_decode_no_verify_still_exits_non_zero_for_a_dead_token(tmp_path: Path, claims: dict[str, Any]) -> None:
+    token = jwt.encode({k: v for k, v in {"sub": "alice", **claims}.items() if v is not None}, SECRET)
+    result = run("decode", "--no-verify", token, cwd=tmp_path, secret=None)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_decode_expired_token(tmp_path: Path) -> None:
@@ -240,6 +303,47 @@ def test_check_config_file(tmp_path: Path) -> None:
     shown = json.loads(result.stdout)
     assert shown["protect"] == ["/api"]
     assert shown["users_file"] == str(users), "relative paths in a TOML file are relative to the file"
+
+
+def test_check_does_not_create_the_sqlite_file(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    result = ok(run("check", cwd=tmp_path, JWT_WSGI_STORE="sqlite:///state/store.db"))
+    assert not (tmp_path / "state" / "store.db").exists(), "check created the store file"
+    assert "created on first use" in result.stderr
+
+
+def test_check_warns_when_login_is_not_mounted(tmp_path: Path) -> None:
+    # No users_file, no authenticate: the login endpoint is not there; check says so (exit 0).
+    alone = ok(run("check", cwd=tmp_path))
+    assert "login_path /auth/login is NOT mounted" in alone.stderr
+    assert "configuration OK" in alone.stderr
+    (tmp_path / "users.json").write_text('{"users": {}}')
+    with_users = ok(run("check", cwd=tmp_path, JWT_WSGI_USERS_FILE="users.json"))
+    assert "NOT mounted" not in with_users.stderr
+    quiet = ok(run("check", cwd=tmp_path, JWT_WSGI_LOGIN_PATH="none"))
+    assert "NOT mounted" not in quiet.stderr
+
+
+def test_a_relative_users_file_error_names_the_absolute_path(tmp_path: Path) -> None:
+    line = assert_user_error(run("check", cwd=tmp_path, JWT_WSGI_USERS_FILE="nobody.json"), "users_file")
+    assert str(tmp_path / "nobody.json") in line
+
+
+def test_toml_sqlite_store_is_relative_to_the_file(tmp_path: Path) -> None:
+    # users_file and the store: both relative to the TOML file, wherever check runs from.
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "users.json").write_text('{"users": {}}')
+    (conf / "jwt.toml").write_text(f'secret = "{SECRET}"\nusers_file = "users.json"\nstore = "sqlite:///state.db"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shown = json.loads(ok(run("check", "--config", str(conf / "jwt.toml"), cwd=elsewhere, secret=None)).stdout)
+    assert shown["users_file"] == str(conf / "users.json")
+    assert shown["store"] == f"sqlite:///{conf / 'state.db'}"
+
+
+def test_a_json_list_in_a_variable_gets_the_comma_hint(tmp_path: Path) -> None:
+    assert_user_error(run("check", cwd=tmp_path, JWT_WSGI_PROTECT='["/api", "/admin"]'), "comma-separated")
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -394,7 +498,8 @@ def test_argument_syntax_errors_exit_2_without_traceback(tmp_path: Path, argv: l
 
 def test_serve_help_shows_the_worker_options_and_their_defaults(tmp_path: Path) -> None:
     text = " ".join(ok(run("serve", "--help", cwd=tmp_path)).stdout.split())
-    for option, default in (("--worker-class", "gthread"), ("--threads", "4"), ("--timeout", "30")):
+    for option, default in (("--worker-class", "gthread"), ("--threads", "4"), ("--timeout", "30"),
+                            ("--bind", "127.0.0.1:8000"), ("--workers", "2")):
         assert option in text
         after = text[text.rindex(option):]
         assert f"(default: {default})" in after[:400], f"{option} without its default in --help:\n{text}"

@@ -37,6 +37,7 @@ from tests.servers import (
     login,
     on_every_worker,
     post,
+    request,
     server_env,
 )
 
@@ -151,41 +152,87 @@ def test_in_process(load_example: Any, example: Example) -> None:
     assert revoked.json["error"] == "token_revoked"
 
 
+class ArticleClient:
+    """A client written the article's way: it posts JSON to ``/loginEndpoint``, keeps
+    ``["token"]`` when ``["error"] == "0"``, sends it raw in a ``TOKEN`` header and branches on
+    ``["error"]`` and ``["message"]`` (never on the status code: the article answered errors with 200
+    or 403, we answer 401). ``send(method, path, headers, json_body) -> (status, body)`` is the transport.
+    """
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.token: str | None = None
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        _, body = self.send("POST", "/loginEndpoint", {}, {"username": username, "password": password})
+        if body.get("error") == "0":
+            self.token = body["token"]
+        return body  # type: ignore[no-any-return]
+
+    def call(self, path: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
+        token = token if token is not None else self.token
+        return self.send("GET", path, {"TOKEN": token} if token is not None else {}, None)  # type: ignore[no-any-return]
+
+
+def in_process_article_client(client: BufferedClient) -> ArticleClient:
+    def send(method: str, path: str, headers: dict[str, str], json_body: Any) -> tuple[int, Any]:
+        response = client.open(path, method=method, headers=headers, json=json_body)
+        return response.status_code, response.json
+
+    return ArticleClient(send)
+
+
+def http_article_client(base_url: str) -> ArticleClient:
+    def send(method: str, path: str, headers: dict[str, str], json_body: Any) -> tuple[int, Any]:
+        response = request(base_url, method, path, headers=headers, json_body=json_body)
+        return response.status, response.json()
+
+    return ArticleClient(send)
+
+
+# The article's answers, word for word: "2" no token, "1" expired or unusable token, "0" success.
+ARTICLE_REFUSALS = [
+    pytest.param({}, {"error": "2", "message": "Token required"}, id="missing"),
+    pytest.param({"TOKEN": "expired"}, {"error": "1", "message": "Token has expired"}, id="expired"),
+    pytest.param({"TOKEN": "junk"}, {"error": "1", "message": "Invalid Token"}, id="junk"),
+    pytest.param({"TOKEN": "forged"}, {"error": "1", "message": "Invalid Token"}, id="forged"),
+    # The article's header only: a Bearer header is no token at all for this app.
+    pytest.param({"Authorization": "bearer"}, {"error": "2", "message": "Token required"}, id="bearer-header"),
+]
+
+
+def _article_headers(headers: dict[str, str], good: str) -> dict[str, str]:
+    made = {"expired": expired_token, "forged": forged_token}
+    if headers.get("Authorization") == "bearer":
+        return bearer(good)
+    return {k: made[v]() if v in made else v for k, v in headers.items()}
+
+
 def test_article_in_process(load_example: Any) -> None:
     client = BufferedClient(load_example(ARTICLE))
+    article = in_process_article_client(client)
 
-    body = _login(client, "alice", ALICE_PASSWORD, "/loginEndpoint")
-    assert body["error"] == "0"
-    assert body["token"] == body["access_token"]
-    assert body["token_type"] == "Bearer"
-    assert body["expires_in"] == 1800
-    token = body["token"]
+    body = article.login("alice", ALICE_PASSWORD)
+    assert body == {"error": "0", "message": "Successful", "token": article.token, "Elapse_time": 1800}
+    assert client.post("/loginEndpoint", json={"username": "alice", "password": ALICE_PASSWORD}
+                       ).headers["Cache-Control"] == "no-store"
 
-    hello = client.get("/anEndpoint", headers={"TOKEN": token})
-    assert hello.status_code == 200
-    assert hello.json == {"error": "0", "message": "Hello, alice! This endpoint is protected."}
-    seen = client.get("/anotherEndpoint/bob", headers={"TOKEN": token})
-    assert seen.json == {"error": "0", "message": "bob seen by alice"}
+    assert article.call("/anEndpoint") == (200, {"error": "0", "message": "Hello, alice! This endpoint is protected."})
+    assert article.call("/anotherEndpoint/bob") == (200, {"error": "0", "message": "bob seen by alice"})
 
-    cases = [
-        ({}, "Token is missing"),
-        ({"TOKEN": expired_token()}, "Token has expired"),
-        ({"TOKEN": "junk"}, "Invalid Token"),
-        ({"TOKEN": forged_token()}, "Invalid Token"),
-        ({"Authorization": f"Bearer {token}"}, "Token is missing"),  # the article's header only
-    ]
-    for headers, message in cases:
+    for param in ARTICLE_REFUSALS:
+        headers, expected = param.values
         for path in ("/anEndpoint", "/anotherEndpoint/bob"):
-            refused = client.get(path, headers=headers)
-            assert refused.status_code == 401, (headers, path)
-            assert refused.json == {"error": "1", "message": message}, (headers, path)
+            refused = client.get(path, headers=_article_headers(headers, article.token or ""))
+            assert refused.status_code == 401, (param.id, path)
+            assert refused.json == expected, (param.id, path)
             assert refused.headers["WWW-Authenticate"].startswith("Bearer realm=")
 
-    wrong = client.post("/loginEndpoint", json={"username": "alice", "password": "not-her-password"})
-    assert wrong.status_code == 401
-    assert wrong.json["error"] == "1"
-    # Unlike the article, a made-up user does not get a token.
-    assert client.post("/loginEndpoint", json={"username": "nobody", "password": "whatever1"}).status_code == 401
+    # A wrong password is a failure ("3"), and, unlike the article, a made-up user gets no token.
+    for username, password in (("alice", "not-her-password"), ("nobody", "whatever1")):
+        wrong = client.post("/loginEndpoint", json={"username": username, "password": password})
+        assert wrong.status_code == 401
+        assert wrong.json == {"error": "3", "message": "An error occured"}
 
 
 @pytest.mark.parametrize("example", ALL_EXAMPLES)
@@ -377,11 +424,10 @@ def article(state: Path, cli_users: Path) -> Iterator[Server]:
 
 @pytest.mark.slow
 def test_article_gunicorn_login_and_endpoints(article: Server) -> None:
-    body = login(article.base_url, "alice", ALICE_PASSWORD, "/loginEndpoint")
-    assert body["error"] == "0"
-    assert body["token"] == body["access_token"]
-    assert body["expires_in"] == 1800
-    token = {"TOKEN": body["token"]}
+    client = http_article_client(article.base_url)
+    body = client.login("alice", ALICE_PASSWORD)
+    assert body == {"error": "0", "message": "Successful", "token": client.token, "Elapse_time": 1800}
+    token = {"TOKEN": client.token or ""}
     for response in on_every_worker(article.base_url, "/anEndpoint", token):
         article.check(response.status == 200, f"a worker refused the token: {response}")
         assert response.json() == {"error": "0", "message": "Hello, alice! This endpoint is protected."}
@@ -391,29 +437,22 @@ def test_article_gunicorn_login_and_endpoints(article: Server) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("headers", "message"),
-    [
-        pytest.param({}, "Token is missing", id="missing"),
-        pytest.param({"TOKEN": expired_token()}, "Token has expired", id="expired"),
-        pytest.param({"TOKEN": "junk"}, "Invalid Token", id="junk"),
-        pytest.param({"TOKEN": forged_token()}, "Invalid Token", id="forged"),
-    ],
-)
-def test_article_gunicorn_errors(article: Server, headers: dict[str, str], message: str) -> None:
+@pytest.mark.parametrize(("headers", "expected"), ARTICLE_REFUSALS)
+def test_article_gunicorn_errors(article: Server, headers: dict[str, str], expected: dict[str, str]) -> None:
+    good = login(article.base_url, "alice", ALICE_PASSWORD, "/loginEndpoint")["token"]
     for path in ("/anEndpoint", "/anotherEndpoint/bob"):
-        response = get(article.base_url, path, headers=headers)
+        response = get(article.base_url, path, headers=_article_headers(headers, good))
         article.check(response.status == 401, f"{path}: {response}")
-        assert response.json() == {"error": "1", "message": message}
+        assert response.json() == expected
         assert response.headers["www-authenticate"].startswith("Bearer realm=")
 
 
 @pytest.mark.slow
 def test_article_gunicorn_refuses_unknown_user(article: Server) -> None:
-    response = post(article.base_url, "/loginEndpoint", json_body={"username": "anyone", "password": "anything1"})
-    article.check(response.status == 401, str(response))
-    assert response.json()["error"] == "1"
-    assert "token" not in response.json()
+    client = http_article_client(article.base_url)
+    assert client.login("anyone", "anything1") == {"error": "3", "message": "An error occured"}
+    assert client.token is None
+    assert client.call("/anEndpoint") == (401, {"error": "2", "message": "Token required"})
 
 
 # -- paste.ini, wsgiref, jwt-wsgi serve -------------------------------------------------------------
@@ -464,7 +503,7 @@ def test_jwt_wsgi_serve_two_workers_share_revocations(tmp_path: Path, cli_users:
     with server:
         stderr = server.stderr_path.read_text()
         server.check("sqlite:///" in stderr and "2 workers" in stderr, "serve did not say it switched to SQLite")
-        assert list(tmp_path.glob("jwt-wsgi-*/store.db")), "the SQLite store is not under TMPDIR"
+        assert list(tmp_path.glob("jwt-wsgi-*/*.db")), "the SQLite store is not under TMPDIR"
 
         server.check(get(server.base_url, "/api/me").status == 401, "/api/me without a token")
         tokens = login(server.base_url, "alice", ALICE_PASSWORD)

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from jwt_wsgi import JWTMiddleware, get_claims
+from jwt_wsgi import ConfigurationError, JWTMiddleware, get_claims
 
 from .conftest import (
     CANARY_API,
@@ -300,15 +300,23 @@ def test_problem_format(make_client):
 @pytest.mark.parametrize(
     ("headers", "message"),
     [
-        pytest.param({}, "Token is missing", id="missing"),
-        pytest.param({"TOKEN": mint(exp=NOW - 1)}, "Token has expired", id="expired"),
-        pytest.param({"TOKEN": mint(key=OTHER_SECRET)}, "Invalid Token", id="invalid"),
+        pytest.param({}, {"error": "2", "message": "Token required"}, id="missing"),
+        pytest.param({"TOKEN": mint(exp=NOW - 1)}, {"error": "1", "message": "Token has expired"}, id="expired"),
+        pytest.param({"TOKEN": mint(key=OTHER_SECRET)}, {"error": "1", "message": "Invalid Token"}, id="invalid"),
     ],
 )
 def test_article_format(make_client, headers, message):
     response = make_client(error_format="article", header_name="TOKEN").get("/api/me", headers=headers)
     assert response.status_code == 401
-    assert response.json == {"error": "1", "message": message}
+    assert response.json == message
+
+
+def test_article_format_other_failures_are_error_3(make_client):
+    # Any failure that is not about the token itself: the article's "An error occured", our status.
+    client = make_client(error_format="article", header_name="TOKEN", scopes={"/api/admin": ["admin"]})
+    response = client.get("/api/admin", headers={"TOKEN": mint(scope="read")})
+    assert response.status_code == 403
+    assert response.json == {"error": "3", "message": "An error occured"}
 
 
 def test_callable_format(make_client):
@@ -461,3 +469,49 @@ def test_base64_padding_is_not_a_second_token(client):
     response = client.get("/api/me", headers=bearer(padded))
     assert response.status_code in (200, 401)  # whatever PyJWT decides, never a 500
     assert client.get("/api/me", headers=bearer(base64.b64encode(b"x").decode())).status_code == 401
+
+
+# -- start-up warnings -------------------------------------------------------------------------
+def test_login_not_mounted_is_logged_at_start_up(caplog):
+    # No users_file and no authenticate: /auth/login is left to the application; the log says why.
+    caplog.set_level(logging.WARNING, logger="jwt_wsgi")
+    JWTMiddleware(canary_app, secret=SECRET, protect=["/api"])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("login_path /auth/login is not mounted" in w for w in warnings), warnings
+    caplog.clear()
+    JWTMiddleware(canary_app, secret=SECRET, protect=["/api"], login_path=None)
+    assert not [r for r in caplog.records if "not mounted" in r.getMessage()]
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param("JWT {token}", id="JWT-scheme"),
+    pytest.param("Token {token}", id="Token-scheme"),
+    pytest.param("{token}", id="bare-token"),
+])
+def test_a_token_under_another_scheme_is_told_the_bearer_scheme(make_client, value):
+    # Still no token for us (401 missing_token, as PRODUCT fixes), but the message says what to send.
+    response = make_client().get("/api/me", headers={"Authorization": value.format(token=mint())})
+    assert response.status_code == 401
+    assert response.json["error"] == "missing_token"
+    assert "Authorization: Bearer <token>" in response.json["message"]
+    assert response.headers["WWW-Authenticate"].startswith("Bearer realm=")
+
+
+def test_other_authentication_schemes_are_left_alone(make_client):
+    client = make_client()
+    basic = client.get("/api/me", headers={"Authorization": "Basic YWxpY2U6cHc="})
+    assert basic.status_code == 401 and basic.json["message"] == "Authentication required"
+    # Outside protect, a token under the wrong scheme is ignored as before: the app answers.
+    assert client.get("/public", headers={"Authorization": "JWT " + mint()}).status_code == 200
+
+
+def test_keyword_construction_says_it_does_not_read_the_environment(monkeypatch):
+    monkeypatch.setenv("JWT_WSGI_SECRET", "an-exported-secret-that-keywords-do-not-read-" + "x" * 20)
+    with pytest.raises(ConfigurationError) as info:
+        JWTMiddleware(canary_app, protect=["/api"])
+    assert "do not read the environment" in str(info.value) and "from_env" in str(info.value)
+    assert "an-exported-secret" not in str(info.value)
+    monkeypatch.delenv("JWT_WSGI_SECRET")
+    with pytest.raises(ConfigurationError) as info:
+        JWTMiddleware(canary_app, protect=["/api"])
+    assert "from_env" not in str(info.value)

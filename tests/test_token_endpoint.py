@@ -138,7 +138,7 @@ def test_wrong_password_body_is_the_same_for_unknown_users_in_every_format(make_
         "json": {"error": "invalid_grant", "message": "Invalid username or password"},
         "problem": {"type": "about:blank", "title": "Unauthorized", "status": 401,
                     "detail": "Invalid username or password", "code": "invalid_grant", "error": "invalid_grant"},
-        "article": {"error": "1", "message": "Invalid username or password"},
+        "article": {"error": "3", "message": "An error occured"},  # the article's catch-all, spelling included
     }[error_format]
     assert json.loads(wrong.data) == expected
 
@@ -153,7 +153,8 @@ def test_problem_format_keeps_the_oauth_code_for_clients(make_client):
 def test_article_login_answer_keeps_its_shape(make_client):
     client = make_client(error_format="article")
     body = password_grant(client).json
-    assert body["error"] == "0" and body["token"] == body["access_token"]
+    assert body["error"] == "0" and body["message"] == "Successful"
+    assert claims_of(body["token"])["sub"] == "alice" and body["Elapse_time"] == 1800
 
 
 # -- scope ---------------------------------------------------------------------------------------
