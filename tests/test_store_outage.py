@@ -64,7 +64,10 @@ def test_a_cached_token_asks_a_stalled_store_once(redis, fail_open, status):
     counting = CountingStore(middleware.store)
     middleware.store = counting
     client = BufferedClient(middleware)
-    middleware.store.ping()  # start-up: the store's epoch begins before the token below
+    middleware.store.ping()  # start-up: the store's epoch begins at the next millisecond...
+    began = int(time.time() * 1000)
+    while int(time.time() * 1000) <= began:  # ...so the token below is dated after it
+        pass
     now = time.time()
     token = bearer(mint(iat=int(now), jti=time_ordered_id(now)))  # dated to the millisecond, as ours are
     assert client.get("/api/me", headers=token).status_code == 200  # verified and cached
