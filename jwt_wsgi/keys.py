@@ -277,10 +277,11 @@ class _NoKeys:
 def candidates(source: KeySource) -> Callable[[dict[str, Any]], tuple[jwt.PyJWK, ...]]:
     """The per-token lookup of ``source`` as the verifier calls it: the keys to try, in order.
 
-    Static keys may offer several (a token without ``kid``, see :class:`StaticKeys`); any other
-    source names one key or raises :class:`InvalidToken`.
+    Static keys and remote JWK Sets may offer several (a token without ``kid``, see
+    :class:`StaticKeys` and :meth:`RemoteKeySet.verification_keys`); any other source names one
+    key or raises :class:`InvalidToken`.
     """
-    if isinstance(source, StaticKeys):
+    if isinstance(source, StaticKeys) or _is_remote(source):
         return source.verification_keys
     one = source.verification_key
 
@@ -297,7 +298,9 @@ def _describe_source(source: KeySource) -> list[str]:
         return ["verifies: no keys of its own (only the providers' tokens)"]
     where = source.jwks_url or f"discovered from {source.issuer}"
     return [f"verifies: {', '.join(source.algorithms)} keys of the JWK Set {where}, fetched and cached; "
-            "a token names its key by kid"]
+            "a token names its key by kid; one without kid is tried against the set's keys of its algorithm "
+            f"(at most {MAX_KIDLESS_TRIES}); an unknown kid refetches the set, then uses the algorithm's key "
+            "if the set has only one"]
 
 
 def _is_remote(source: KeySource) -> TypeGuard[RemoteKeySet]:

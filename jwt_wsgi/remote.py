@@ -45,7 +45,7 @@ import jwt
 
 from . import __version__
 from .errors import ConfigurationError, InvalidToken, ServiceUnavailable
-from .keys import CURVES, KEY_TYPES, PUBLIC_MEMBERS, check_key_type
+from .keys import CURVES, KEY_TYPES, MAX_KIDLESS_TRIES, PUBLIC_MEMBERS, check_key_type
 from .settings import check_url, is_loopback
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,13 @@ class FetchError(Exception):
 class _State(NamedTuple):
     loaded: bool
     by_kid: dict[str, dict[str, jwt.PyJWK]]  # kid -> algorithm -> key
-    without_kid: dict[str, jwt.PyJWK]  # algorithm -> the one key that fits a token without kid
+    without_kid: dict[str, tuple[jwt.PyJWK, ...]]  # algorithm -> the keys a token without kid is tried with
+    only: dict[str, jwt.PyJWK]  # algorithm -> its key, when the set has exactly one for it
     expires: float  # clock time after which the next token triggers a refresh
     prints: frozenset[tuple[Any, ...]] = frozenset()  # (kid, algorithm, public members) of each key
 
 
-_EMPTY = _State(False, {}, {}, 0.0)
+_EMPTY = _State(False, {}, {}, {}, 0.0)
 _instances: weakref.WeakSet[RemoteKeySet] = weakref.WeakSet()
 
 
@@ -145,7 +146,17 @@ class RemoteKeySet:
 
     # -- the per-token path --------------------------------------------------------------------
     def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
-        """The key for a token's header.
+        """The first key to try for a token's header (see :meth:`verification_keys`)."""
+        return self.verification_keys(header)[0]
+
+    def verification_keys(self, header: dict[str, Any]) -> tuple[jwt.PyJWK, ...]:
+        """The keys to try for a token's header, in order.
+
+        A ``kid`` the set names selects that key. A token without ``kid`` is tried against the
+        set's keys of its algorithm, at most :data:`MAX_KIDLESS_TRIES` of them. An unknown ``kid``
+        first refetches the set (the issuer may have rotated; cooldown permitting); if it is
+        still unknown and the set has exactly one key for the algorithm, that key is tried (an
+        issuer that names its keys differently from its tokens).
 
         :raises InvalidToken: no key fits (after at most one refresh, cooldown permitting).
         :raises ServiceUnavailable: no key set could ever be fetched.
@@ -160,15 +171,17 @@ class RemoteKeySet:
             # The TTL is over: one thread refreshes; meanwhile the others go on with the keys
             # they have (they wait only when there are none yet).
             state = self._refresh(wait=not state.loaded)
-        key = _find(state, kid, alg)
-        if key is None:
+        keys = _find(state, kid, alg)
+        if not keys:
             # Perhaps the issuer rotated its keys: refetch, or share the fetch under way, unless
             # the cooldown says we just did.
             state = self._refresh(wait=True)
-            key = _find(state, kid, alg)
-            if key is None:
+            keys = _find(state, kid, alg)
+            if not keys and kid is not None and alg in state.only:
+                keys = (state.only[alg],)
+            if not keys:
                 raise InvalidToken()
-        return key
+        return keys
 
     def refresh_if_due(self) -> None:
         """Refresh now if keys were loaded and their TTL is over (cooldown permitting).
@@ -359,11 +372,11 @@ def _proxy_for(scheme: str, host: str) -> tuple[str, int | None] | None:
 
 
 # -- parsing -----------------------------------------------------------------------------------------
-def _find(state: _State, kid: str | None, alg: str) -> jwt.PyJWK | None:
+def _find(state: _State, kid: str | None, alg: str) -> tuple[jwt.PyJWK, ...]:
     if kid is None:
-        return state.without_kid.get(alg)
-    found = state.by_kid.get(kid)
-    return found.get(alg) if found is not None else None
+        return state.without_kid.get(alg, ())
+    found = state.by_kid.get(kid, {}).get(alg)
+    return (found,) if found is not None else ()
 
 
 def _fitting_algorithms(jwk: dict[str, Any], algorithms: Sequence[str]) -> list[str]:
@@ -429,5 +442,6 @@ def parse_jwk_set(data: Any, algorithms: Sequence[str]) -> _State:
                 by_kid.setdefault(kid, {}).setdefault(alg, key)  # a duplicate kid: the first one wins
     if skipped:
         log.info("JWK Set: %d key(s) ignored (wrong type, use or algorithm, or too weak)", skipped)
-    without_kid = {alg: keys[0] for alg, keys in per_alg.items() if len(keys) == 1}
-    return _State(True, by_kid, without_kid, 0.0, frozenset(prints))
+    without_kid = {alg: tuple(keys[:MAX_KIDLESS_TRIES]) for alg, keys in per_alg.items()}
+    only = {alg: keys[0] for alg, keys in per_alg.items() if len(keys) == 1}
+    return _State(True, by_kid, without_kid, only, 0.0, frozenset(prints))

@@ -256,14 +256,36 @@ def test_external_issuer_tokens_verify_through_the_jwk_set(jwks_server):
     assert client.middleware.issuer is None
 
 
-def test_token_without_kid_needs_exactly_one_fitting_key(jwks_server):
-    idp, other = Issuer(), Issuer()
+def test_token_without_kid_is_tried_against_the_keys_of_its_algorithm(jwks_server):
+    idp, other, third, fourth = Issuer(), Issuer(), Issuer(), Issuer()
     jwks_server.keys = [idp.jwk, Issuer(alg="ES256").jwk]  # one RSA key: fits a kid-less RS256 token
     client = remote_client(jwks_server)
     assert status(client, idp.mint(kid=None)) == 200
-    jwks_server.keys = [idp.jwk, other.jwk]
+    jwks_server.keys = [other.jwk, idp.jwk]
     client = remote_client(jwks_server)
-    assert status(client, idp.mint(kid=None)) == 401  # two RSA keys: ambiguous, not tried
+    assert status(client, idp.mint(kid=None)) == 200  # two RSA keys: each is tried
+    assert status(client, idp.mint()) == 200
+    assert status(client, Issuer().mint(kid=None)) == 401  # signed by neither
+    # Bounded: a kid-less token costs at most three signature checks, the set's first three keys.
+    jwks_server.keys = [other.jwk, third.jwk, fourth.jwk, idp.jwk]
+    client = remote_client(jwks_server)
+    assert status(client, fourth.mint(kid=None)) == 200
+    assert status(client, idp.mint(kid=None)) == 401
+    assert status(client, idp.mint()) == 200  # named by its kid, the fourth key still verifies
+
+
+def test_one_key_in_the_set_verifies_whatever_the_kid(jwks_server):
+    """An issuer whose tokens name the key differently from its JWK Set (a PEM turned into a
+    JWK, a renamed key): with one key for the algorithm, any kid is verified with it, after
+    one refetch in case the issuer has just rotated."""
+    idp = Issuer(kid="issuer-key-2024")
+    jwks_server.keys = [idp.jwk, Issuer(alg="ES256").jwk]
+    client = remote_client(jwks_server)
+    assert status(client, idp.mint(kid="A-ec")) == 200
+    assert status(client, Issuer().mint(kid="A-ec")) == 401  # another key, whatever it is called
+    jwks_server.keys = [idp.jwk, Issuer().jwk]
+    client = remote_client(jwks_server)
+    assert status(client, idp.mint(kid="A-ec")) == 401  # two RSA keys: an unknown kid names neither
     assert status(client, idp.mint()) == 200
 
 
@@ -622,7 +644,7 @@ def test_tokens_that_cannot_fit_never_cause_a_fetch(jwks_server):
 def test_remote_key_set_directly(jwks_server):
     """The same guarantees through the module's own API."""
     idp = Issuer()
-    jwks_server.keys = [idp.jwk]
+    jwks_server.keys = [idp.jwk, Issuer().jwk]  # two keys: an unknown kid names neither
     clock = FakeClock()
     remote = RemoteKeySet(algorithms=["RS256"], jwks_url=jwks_server.url(), cooldown=30, ttl=600, clock=clock)
     assert remote.fetches == 0

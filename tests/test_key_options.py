@@ -237,4 +237,4 @@ def test_cli_token_follows_the_access_token_format(tmp_path: Path) -> None:
     claims_ = jwt.decode(token, SECRET, algorithms=["HS256"], audience="https://api.example")
     assert claims_["client_id"] == "web-app" and claims_["iss"] == "https://login.example"
     decoded = ok(run("decode", token, cwd=tmp_path, **env)).stdout
-    assert "valid: signature, algorithm and claims verified" in decoded
+    assert "valid access token: signature, algorithm and claims verified" in decoded
