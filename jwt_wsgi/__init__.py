@@ -11,10 +11,12 @@
 from .errors import (
     AuthError,
     BadRequest,
+    CheckFailed,
     ClientError,
     ConfigurationError,
     ExpiredToken,
     Forbidden,
+    FreshTokenRequired,
     InsufficientScope,
     InternalError,
     InvalidCredentials,
@@ -27,6 +29,7 @@ from .errors import (
     MissingToken,
     PayloadTooLarge,
     RevokedToken,
+    RoleRequired,
     ServerError,
     ServiceUnavailable,
     StoreUnavailable,
@@ -36,10 +39,12 @@ from .errors import (
     UnsupportedGrantType,
     UnsupportedMediaType,
     UnsupportedTokenType,
+    UserNotFound,
 )
 from .middleware import JWTMiddleware
+from .responses import ErrorResponse
 from .settings import Settings
-from .views import get_claims, requires
+from .views import get_claims, get_user, requires
 
 __version__ = "0.1.0"
 
@@ -47,7 +52,9 @@ __all__ = [
     "JWTMiddleware",
     "Settings",
     "get_claims",
+    "get_user",
     "requires",
+    "ErrorResponse",
     # the error tree (jwt_wsgi.errors)
     "AuthError",
     "ClientError",
@@ -56,6 +63,8 @@ __all__ = [
     "InvalidToken",
     "ExpiredToken",
     "RevokedToken",
+    "UserNotFound",
+    "FreshTokenRequired",
     "InvalidGrant",
     "InvalidCredentials",
     "InvalidRequest",
@@ -66,6 +75,8 @@ __all__ = [
     "InvalidScope",
     "Forbidden",
     "InsufficientScope",
+    "RoleRequired",
+    "CheckFailed",
     "MethodNotAllowed",
     "LengthRequired",
     "PayloadTooLarge",

@@ -30,6 +30,7 @@ from .browser import Cookies, CSRFFailed, LoginPage, cookie_value, csrf_ok, new_
 from .errors import (
     AuthError,
     BadRequest,
+    ExpiredToken,
     InvalidCredentials,
     InvalidGrant,
     InvalidRequest,
@@ -56,6 +57,9 @@ from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier, qu
 from .users import MAX_PASSWORD, MAX_USERNAME, Authenticate
 
 log = logging.getLogger(__name__)
+
+#: The access-token claim that says it came from a password check (``true``) or a refresh (``false``).
+FRESH_CLAIM = "fresh"
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -369,10 +373,15 @@ class Endpoints:
         if with_cookies:
             headers, body = self.cookie_session(environ, sub, claims)
             return json_response(start_response, 200, body, [*NO_STORE, *headers])
-        body = self._token_response(sub, claims, scope=scope)
+        return json_response(start_response, 200, self.login_body(sub, claims, scope=scope), NO_STORE)
+
+    def login_body(self, sub: str, claims: Mapping[str, Any], *, fresh: bool = True,
+                   scope: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """What a successful password login answers (also :meth:`JWTMiddleware.issue_tokens`)."""
+        body = self._token_response(sub, claims, scope=scope, fresh=fresh)
         if self.settings.error_format == "article":
             body = article_login(body)
-        return json_response(start_response, 200, body, NO_STORE)
+        return body
 
     def _wants_cookies(self, environ: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
         """``"cookies": true`` in a JSON login: a single-page app's sign-in, kept in cookies."""
@@ -396,7 +405,7 @@ class Endpoints:
         token that unsafe requests must echo in ``X-CSRF-Token`` (also in a readable cookie).
         """
         csrf = new_csrf()
-        tokens = self._token_response(sub, {**claims, "csrf": csrf})
+        tokens = self._token_response(sub, {**claims, "csrf": csrf}, fresh=True)
         cookies = Cookies(self.settings, self.reader.cookie_secure(environ))
         body = {k: v for k, v in tokens.items() if k not in ("access_token", "refresh_token")}
         body["csrf_token"] = csrf
@@ -465,7 +474,7 @@ class Endpoints:
                                     username=username, extra=error.headers,
                                     error="The sign-in service is unavailable. Please try again in a moment.")
         csrf = new_csrf()
-        tokens = self._token_response(sub, {**claims, "csrf": csrf})
+        tokens = self._token_response(sub, {**claims, "csrf": csrf}, fresh=True)
         return self._redirect(start_response, target, [
             *cookies.session(tokens["access_token"], int(self.settings.access_ttl), csrf,
                              tokens.get("refresh_token"), int(self.settings.refresh_ttl)),
@@ -513,21 +522,25 @@ class Endpoints:
 
     def _token_response(self, sub: str, claims: Mapping[str, Any], family: str | None = None,
                         successor: _Successor | None = None,
-                        scope: tuple[str, ...] | None = None) -> dict[str, Any]:
+                        scope: tuple[str, ...] | None = None, *, fresh: bool = False) -> dict[str, Any]:
         """The RFC 6749 §5.1 token response; with ``successor``, the tokens it names (minted again,
-        the same); ``scope`` narrows the access token only (RFC 6749 §6)."""
+        the same); ``scope`` narrows the access token only (RFC 6749 §6); ``fresh``: the access
+        token comes from a credential check, not from a refresh."""
         assert self.issuer is not None
         s = self.settings
         if family is None:
             family = uuid.uuid4().hex  # one login = one refresh family
+        # Only `fresh` says whether a token is fresh: never the user's claims, nor those a refresh
+        # token carries over (the refresh token itself has no marker).
+        claims = {k: v for k, v in claims.items() if k != FRESH_CLAIM}
         access_claims = claims
         if scope is not None:
             allowed = set(granted_scopes(claims))
             access_claims = with_scopes(claims, [name for name in scope if name in allowed])
         now = self.clock() if successor is None else successor.issued
         age = 0.0 if successor is None else max(self.clock() - now, 0.0)
-        access, _ = self.issuer.issue(sub, s.access_ttl, claims=access_claims, family=family, now=now,
-                                      jti=None if successor is None else successor.access_jti)
+        access, _ = self.issuer.issue(sub, s.access_ttl, claims={**access_claims, FRESH_CLAIM: fresh}, family=family,
+                                      now=now, jti=None if successor is None else successor.access_jti)
         body: dict[str, Any] = {"access_token": access, "token_type": "Bearer",
                                 "expires_in": max(int(s.access_ttl - age), 0)}
         granted = granted_scopes(access_claims)
@@ -693,7 +706,6 @@ class Endpoints:
             # before anything is revoked, so the answer is all or nothing.
             raise InvalidRequest(_NOT_REVOCABLE)
         now = self.clock()
-        horizon = now + max(self.settings.refresh_ttl, self.settings.access_ttl)
         try:
             for claims in verified:
                 self._check_revoked(claims)
@@ -703,9 +715,7 @@ class Endpoints:
                 if isinstance(claims.get("fam"), str):
                     self.store.revoke_family(claims["fam"], now + self.settings.refresh_ttl)
             if everywhere:
-                # To the millisecond: a sign-in right after, even within the same second, keeps
-                # its tokens (their jti dates them; see tokens.issued_at).
-                self.store.revoke_subject(subjects.pop(), cutoff_after(now), horizon)
+                self._revoke_subject(subjects.pop(), now)
         except StoreUnavailable:
             raise ServiceUnavailable() from None
         log.info("logout%s", " everywhere" if everywhere else "")
@@ -739,19 +749,8 @@ class Endpoints:
         kinds = ("refresh", "access") if hint == "refresh_token" else ("access", "refresh")
         claims = self._verified_as_any(token, kinds)
         if claims is not None:
-            if not isinstance(claims.get("jti"), str):
-                # Valid, but nothing to revoke it by (another issuer's token): say so (§2.2.1)
-                # instead of a 200 after which the token keeps working.
-                raise UnsupportedTokenType()
-            now = self.clock()
-            try:
-                self.store.revoke(claims["jti"], float(claims["exp"]))
-                if claims.get("type") == "refresh" and isinstance(claims.get("fam"), str):
-                    # A refresh token takes its grant with it: every token of its family (§2.1).
-                    self.store.revoke_family(claims["fam"], now + self.settings.refresh_ttl)
-            except StoreUnavailable:
-                # §2.2.1: the client must assume the token is still valid and try again later.
-                raise ServiceUnavailable() from None
+            # §2.2.1: a store out of reach is a 503: the client must assume the token still works.
+            self.revoke_token(claims)
             log.info("token revoked (%s)", claims.get("type"))
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2"), *NO_STORE])
         return [b"{}"]
@@ -766,6 +765,56 @@ class Endpoints:
             except InvalidToken:
                 continue
         return None
+
+    # -- revocation, also from Python --------------------------------------------------------
+    def verified_any(self, token: str) -> dict[str, Any]:
+        """The claims of ``token``, one of ours (access or refresh) or, as an access token, another issuer's.
+
+        :raises InvalidToken: (or :class:`ExpiredToken`) as for a request carrying it.
+        """
+        try:
+            return self.verifier.verify(token, expected_type="access")
+        except ExpiredToken:
+            raise
+        except InvalidToken:
+            return self.verifier.verify(token, expected_type="refresh")
+
+    def revoke_token(self, claims: Mapping[str, Any]) -> None:
+        """Revoke the token with these verified claims, everywhere; a refresh token takes its
+        grant with it: every token of its family (RFC 7009 §2.1).
+
+        :raises UnsupportedTokenType: the token carries no ``jti`` to revoke it by (another
+            issuer's): refused rather than answered with a success after which it keeps working.
+        :raises ServiceUnavailable: the store cannot be reached (nothing may have been revoked).
+        """
+        jti = claims.get("jti")
+        if not isinstance(jti, str):
+            raise UnsupportedTokenType()
+        now = self.clock()
+        try:
+            self.store.revoke(jti, float(claims["exp"]))
+            family = claims.get("fam")
+            if claims.get("type") == "refresh" and isinstance(family, str):
+                self.store.revoke_family(family, now + self.settings.refresh_ttl)
+        except StoreUnavailable:
+            raise ServiceUnavailable() from None
+
+    def revoke_subject(self, sub: str) -> None:
+        """Revoke every token of ``sub`` issued so far (a per-subject cut-off at the current time).
+
+        :raises ServiceUnavailable: the store cannot be reached.
+        """
+        try:
+            self._revoke_subject(sub, self.clock())
+        except StoreUnavailable:
+            raise ServiceUnavailable() from None
+
+    def _revoke_subject(self, sub: str, now: float) -> None:
+        # The mark lives as long as any token issued before it can. To the millisecond: a sign-in
+        # right after, even within the same second, keeps its tokens (their jti dates them; see
+        # tokens.issued_at).
+        horizon = now + max(self.settings.refresh_ttl, self.settings.access_ttl)
+        self.store.revoke_subject(sub, cutoff_after(now), horizon)
 
     # -- jwks ----------------------------------------------------------------------------------
     def jwks(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:

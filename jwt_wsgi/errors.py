@@ -11,13 +11,15 @@ The tree says who is at fault, so that an ``except`` clause means what it reads:
     ├── ClientError                 4xx: the request is refused; sending it again will not help
     │   ├── Unauthenticated         401: no credentials, or credentials that are no good
     │   │   ├── MissingToken
-    │   │   ├── InvalidToken  ──  ExpiredToken, RevokedToken
+    │   │   ├── InvalidToken  ──  ExpiredToken, RevokedToken,
+    │   │   │                     UserNotFound, FreshTokenRequired   (the application's checks)
     │   │   └── InvalidGrant  ──  InvalidCredentials
     │   ├── InvalidRequest          400: the request is malformed
     │   │   └── BadRequest          (a malformed body or field)
     │   ├── UnsupportedGrantType, UnauthorizedClient, InvalidScope   400 (RFC 6749 §5.2)
     │   ├── UnsupportedTokenType    400 (RFC 7009 §2.2.1)
-    │   ├── Forbidden               403  ──  InsufficientScope (and the browser's CSRFFailed)
+    │   ├── Forbidden               403  ──  InsufficientScope  ──  RoleRequired, CheckFailed
+    │   │                                    (and the browser's CSRFFailed)
     │   ├── MethodNotAllowed 405, LengthRequired 411, PayloadTooLarge 413,
     │   │   UnsupportedMediaType 415, TooManyRequests 429
     └── ServerError                 5xx: our side failed; the same request may work later
@@ -113,6 +115,28 @@ class RevokedToken(InvalidToken):
     message = "The token has been revoked"
 
 
+class UserNotFound(InvalidToken):
+    """401: a valid token whose user the application does not know (any more).
+
+    Raised when ``user_loader`` returns ``None`` (and by the Django glue for a subject without an
+    active Django user): a deleted or deactivated user is refused before their token expires.
+    """
+
+    code = "user_not_found"
+    message = "The token's user is unknown or inactive"
+
+
+class FreshTokenRequired(InvalidToken):
+    """401: the view needs a token from a password sign-in, and this one came from a refresh.
+
+    ``requires(fresh=True)``: the client should ask for the password again (and get a token with
+    ``"fresh": true``), not refresh.
+    """
+
+    code = "fresh_token_required"
+    message = "This request needs a fresh token: sign in again"
+
+
 class InvalidGrant(Unauthenticated):
     """The token endpoint refuses the grant: a refresh token spent, expired, revoked or forged.
 
@@ -203,6 +227,18 @@ class InsufficientScope(Forbidden):
     def __init__(self, scopes: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.scopes = scopes
+
+
+class RoleRequired(InsufficientScope):
+    """403: the token carries none (or not all) of the roles a view requires."""
+
+    message = "The token does not grant the required role"
+
+
+class CheckFailed(InsufficientScope):
+    """403: the application's own predicate on the claims (``requires(check=...)``) said no."""
+
+    message = "The token does not allow this request"
 
 
 class MethodNotAllowed(ClientError):

@@ -20,7 +20,7 @@ from .browser import (
     wants_html,
 )
 from .cache import VerifiedTokens
-from .endpoints import Endpoints
+from .endpoints import FRESH_CLAIM, Endpoints
 from .errors import (
     AuthError,
     ConfigurationError,
@@ -31,6 +31,7 @@ from .errors import (
     MissingToken,
     ServiceUnavailable,
     StoreUnavailable,
+    UserNotFound,
 )
 from .keys import KeyRing
 from .paths import BadPath, ExactSet, PrefixSet, fold, readings
@@ -39,7 +40,7 @@ from .settings import Settings
 from .state import store_namespace
 from .stores import Store, check_revoked, open_store
 from .stores.namespaced import namespaced
-from .tokens import TokenIssuer, TokenReader, TokenVerifier
+from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier
 from .users import UsersFile
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 CLAIMS_KEY = "jwt_wsgi.claims"
+USER_KEY = "jwt_wsgi.user"  # what user_loader returned, when one is configured
 RENDERER_KEY = "jwt_wsgi.errors"  # how this middleware renders errors, for requires()
 ENVIRON_PREFIX = "jwt_wsgi."
 
@@ -135,6 +137,7 @@ class JWTMiddleware:
         self._cors = s.cors_preflight
         self._fail_open = s.store_fail_open
         self._browser = self.endpoints.browser
+        self._user_loader = s.user_loader
         self._header_only_bearer = (
             s.token_sources == ("header",) and s.header_name.lower() == "authorization" and not self._browser
         )
@@ -157,6 +160,92 @@ class JWTMiddleware:
     def from_file(cls, app: WSGIApp, path: str | os.PathLike[str], **overrides: Any) -> JWTMiddleware:
         """Options from a TOML file (top-level keys, or a ``[jwt_wsgi]`` table)."""
         return cls(app, Settings.from_file(path, **overrides))
+
+    # -- tokens from Python ------------------------------------------------------------------
+    def issue_tokens(self, subject: str, claims: Mapping[str, Any] | None = None, *,
+                     fresh: bool = True) -> dict[str, Any]:
+        """Sign ``subject`` in from your own code: the dict the login endpoint answers with.
+
+        For a login view of your own (a user table, an LDAP bind, a magic link): once *you* have
+        checked the credentials, this mints the same tokens a password login at ``login_path``
+        does (``sub``, ``iat``, ``exp``, ``jti``, ``type``, a new refresh family, ``fresh``,
+        ``iss``/``aud``) and returns the same JSON-ready dict: ``access_token``, ``token_type``,
+        ``expires_in`` and, unless ``refresh_path`` is off, ``refresh_token`` and
+        ``refresh_expires_in``. Refresh, logout and revocation then work on them as on any other.
+
+        .. code-block:: python
+
+            @app.post("/my-login")
+            def my_login():
+                user = User.check(request.json["email"], request.json["password"])
+                if user is None:
+                    return {"error": "invalid_credentials"}, 401
+                return jwt.issue_tokens(str(user.id), {"roles": user.roles})
+
+        :param subject: the ``sub`` claim (what ``REMOTE_USER`` becomes): a non-empty string.
+        :param claims: extra claims (``scope``, ``roles``, ...), JSON-serialisable. The claims this
+            middleware sets itself (``sub``, ``exp``, ``jti``, ``fresh``, ...) are refused.
+        :param fresh: mark the access token as coming from a credential check, for
+            ``requires(fresh=True)``. Pass ``False`` when no credential was checked just now.
+        :raises ValueError: a bad subject or claims, or tokens beyond ``max_token_size``.
+        :raises RuntimeError: this middleware only verifies tokens (no key to sign with).
+        :raises ServiceUnavailable: the store cannot be reached (503 through ``init_app``).
+        """
+        if self.issuer is None:
+            raise RuntimeError("issue_tokens(): this middleware only verifies tokens; set secret or private_key "
+                               "to issue them")
+        if not isinstance(subject, str) or not subject:
+            raise ValueError(f"issue_tokens(): subject must be a non-empty string, not {subject!r}")
+        if claims is not None and not isinstance(claims, Mapping):
+            raise ValueError("issue_tokens(): claims must be a mapping of claim names to values")
+        extra = dict(claims or {})
+        reserved = sorted(name for name in extra if name in RESERVED_CLAIMS or name == FRESH_CLAIM)
+        if reserved or not all(isinstance(name, str) for name in extra):
+            raise ValueError(f"issue_tokens(): claims may not set {', '.join(reserved) or 'non-string names'}: "
+                             "the middleware sets them (the subject is the first argument)")
+        if not isinstance(fresh, bool):
+            raise ValueError("issue_tokens(): fresh must be True or False")
+        try:
+            # As a login counts its attempt first: a store that keeps an epoch begins it before
+            # these tokens are issued, never after (which would revoke them).
+            self.store.ping()
+        except StoreUnavailable:
+            raise ServiceUnavailable() from None
+        body = self.endpoints.login_body(subject, extra, fresh=fresh)
+        longest = max(len(body["access_token"]), len(body.get("refresh_token", "")))
+        if longest > self.settings.max_token_size:
+            raise ValueError(f"issue_tokens(): the tokens would be {longest} characters, more than max_token_size "
+                             f"({self.settings.max_token_size}) allows; put fewer or smaller claims in them")
+        return body
+
+    def revoke(self, token: str) -> None:
+        """Revoke one token now, in every worker and host sharing the store.
+
+        An access token stops working; a refresh token stops working with every token of its
+        family (the tokens of that sign-in, refreshed or not). The token is verified first.
+
+        :raises InvalidToken: not a valid token (forged, malformed, revoked already is fine);
+            :class:`ExpiredToken` when it has expired (it no longer works anyway).
+        :raises InvalidRequest: valid, but without ``jti`` to revoke it by (another issuer's token).
+        :raises ServiceUnavailable: the store cannot be reached: the token may still work.
+        """
+        if not isinstance(token, str):
+            raise TypeError(f"revoke(): token must be a string, not {type(token).__name__}")
+        self.endpoints.revoke_token(self.endpoints.verified_any(token))
+        log.info("token revoked from the application")
+
+    def revoke_user(self, subject: str) -> None:
+        """Revoke every token of ``subject`` issued so far ("log out everywhere", a password change).
+
+        Tokens issued afterwards (the next sign-in) work. Same mark as ``{"all": true}`` at
+        ``logout_path``: kept until the last token it covers would have expired.
+
+        :raises ServiceUnavailable: the store cannot be reached: nothing was revoked.
+        """
+        if not isinstance(subject, str) or not subject:
+            raise ValueError(f"revoke_user(): subject must be a non-empty string, not {subject!r}")
+        self.endpoints.revoke_subject(subject)
+        log.info("every token of a user revoked from the application")
 
     # -- cookies from the application's own views ---------------------------------------------
     def login_cookies(self, environ: Mapping[str, Any], subject: str, claims: Mapping[str, Any] | None = None
@@ -221,8 +310,10 @@ class JWTMiddleware:
                 if prefixes.covers(folded):
                     scopes.extend(s for s in required if s not in scopes)
         inline = self._header_only_bearer and not self._remote_keys
+        # With a user_loader, an authenticated request takes the general path (which loads the user).
         return Route(None, protected, tuple(scopes), False,
-                     fast_protected=inline and protected and not scopes, fast_open=inline and not protected)
+                     fast_protected=inline and protected and not scopes and self._user_loader is None,
+                     fast_open=inline and not protected)
 
     # -- the request -------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -365,6 +456,11 @@ class JWTMiddleware:
             granted = token_scopes(claims)
             if not granted.issuperset(route.scopes):
                 raise InsufficientScope(route.scopes)
+        if self._user_loader is not None:
+            user = self._load_user(claims)
+            if user is None:
+                raise UserNotFound()
+            environ[USER_KEY] = user
         self._grant(environ, claims)
         return None
 
@@ -394,7 +490,31 @@ class JWTMiddleware:
         if source == "cookie" and environ.get("REQUEST_METHOD") not in SAFE_METHODS:
             if not csrf_ok(environ, claims, self.settings.max_body_size):
                 return  # another site's request: it does not act as the user
+        if self._user_loader is not None:
+            try:
+                user = self._load_user(claims)
+            except AuthError as error:
+                if error.status >= 500:
+                    raise
+                return  # the loader refused the user: anonymous here, as with an invalid token
+            if user is None:
+                return  # an unknown user is nobody here, as an invalid token is
+            environ[USER_KEY] = user
         self._grant(environ, claims)
+
+    def _load_user(self, claims: dict[str, Any]) -> Any:
+        """``user_loader(claims)``, once per request; a failure in it is a 500 with its traceback logged.
+
+        An :class:`AuthError` it raises on purpose is answered as it says.
+        """
+        assert self._user_loader is not None
+        try:
+            return self._user_loader(claims)
+        except AuthError:
+            raise
+        except Exception:
+            log.exception("user_loader raised; the request gets a 500")
+            raise InternalError() from None
 
     def _preflight(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         """Pass an anonymous preflight to the app; send back its status and CORS headers only.

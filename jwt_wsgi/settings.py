@@ -556,6 +556,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "query_param": _optional_str,
     "users_file": _optional_str,
     "authenticate": _import_object,
+    "user_loader": _import_object,
     "store": lambda o, v: str(v).strip(),
     "store_fail_open": _bool,
     "login_rate_limit": RateLimit.parse,
@@ -624,6 +625,8 @@ class Settings:
     # credentials
     users_file: str | None = None
     authenticate: Callable[[str, str], Mapping[str, Any] | None] | None = None
+    # application
+    user_loader: Callable[[dict[str, Any]], Any] | None = None
     # state
     store: str = "memory://"
     store_fail_open: bool = False

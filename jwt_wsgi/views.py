@@ -1,4 +1,4 @@
-"""What the application uses: :func:`get_claims` and the :func:`requires` decorator."""
+"""What the application uses: :func:`get_claims`, :func:`get_user` and the :func:`requires` decorator."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .errors import AuthError, InsufficientScope, MissingToken
-from .middleware import CLAIMS_KEY, RENDERER_KEY, current_environ, token_scopes
+from .endpoints import FRESH_CLAIM
+from .errors import AuthError, CheckFailed, FreshTokenRequired, InsufficientScope, MissingToken, RoleRequired
+from .middleware import CLAIMS_KEY, RENDERER_KEY, USER_KEY, current_environ, token_scopes
 from .responses import ErrorRenderer
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,28 @@ def get_claims(environ: Mapping[str, Any] | None = None) -> dict[str, Any] | Non
     return claims if isinstance(claims, dict) else None
 
 
+def get_user(environ: Mapping[str, Any] | None = None) -> Any:
+    """The caller of the current request: what ``user_loader`` returned for its token.
+
+    Without a ``user_loader`` option, the ``sub`` claim (a string). ``None`` when the request
+    carries no valid token (outside ``protect``) or no request is being handled. With a
+    ``user_loader``, a request whose user it did not find never gets here: 401 ``user_not_found``
+    under ``protect``, anonymous (``None`` here) elsewhere.
+
+    :param environ: the WSGI environ; by default the one of the request being handled.
+    """
+    if environ is None:
+        environ = current_environ.get()
+        if environ is None:
+            return None
+    claims = environ.get(CLAIMS_KEY)
+    if not isinstance(claims, dict):
+        return None
+    if USER_KEY in environ:
+        return environ[USER_KEY]
+    return claims.get("sub")
+
+
 def token_roles(claims: Mapping[str, Any], claim: str | tuple[str, ...] = "roles") -> frozenset[str]:
     """Roles granted by a token: the strings of the list in ``claim`` (one string counts as one role).
 
@@ -51,18 +74,6 @@ def token_roles(claims: Mapping[str, Any], claim: str | tuple[str, ...] = "roles
     if isinstance(value, list):
         return frozenset(v for v in value if isinstance(v, str) and v)
     return frozenset()
-
-
-class RoleRequired(InsufficientScope):
-    """403: the token carries none (or not all) of the roles a view requires."""
-
-    message = "The token does not grant the required role"
-
-
-class CheckFailed(InsufficientScope):
-    """403: the application's own predicate on the claims said no."""
-
-    message = "The token does not allow this request"
 
 
 def _names(option: str, values: Iterable[str] | None, *, scope: bool) -> tuple[str, ...] | None:
@@ -83,9 +94,10 @@ def _names(option: str, values: Iterable[str] | None, *, scope: bool) -> tuple[s
 class Requirement:
     """What one view requires of the token, validated once (when the view is decorated).
 
-    Every condition given must hold: all of ``scopes``, at least one of ``any_scope``, all of
-    ``roles``, at least one of ``any_role``, and ``check(claims) is True``. No token: 401
-    ``missing_token``; a condition unmet: 403 ``insufficient_scope`` (RFC 6750 §3.1).
+    Every condition given must hold: a fresh token if ``fresh``, all of ``scopes``, at least one
+    of ``any_scope``, all of ``roles``, at least one of ``any_role``, and ``check(claims) is True``.
+    No token: 401 ``missing_token``; not fresh: 401 ``fresh_token_required`` (``invalid_token``);
+    a condition unmet: 403 ``insufficient_scope`` (RFC 6750 §3.1).
     """
 
     def __init__(
@@ -97,7 +109,11 @@ class Requirement:
         any_role: Iterable[str] | None = None,
         roles_claim: str | tuple[str, ...] = "roles",
         check: ClaimsCheck | None = None,
+        fresh: bool = False,
     ) -> None:
+        if not isinstance(fresh, bool):
+            raise TypeError(f"requires(): fresh must be True or False, not {fresh!r}")
+        self.fresh = fresh
         self.scopes: tuple[str, ...] = ()
         for scope in scopes:
             if not isinstance(scope, str) or not scope or any(c.isspace() for c in scope):
@@ -125,6 +141,9 @@ class Requirement:
         """The error a request with these claims deserves, or ``None`` when it may pass."""
         if claims is None:
             return MissingToken()
+        if self.fresh and claims.get(FRESH_CLAIM) is not True:
+            # Who the caller is comes before what they may do: a 401 that asks for a sign-in.
+            return FreshTokenRequired()
         if self.scopes or self.any_scope:
             granted = token_scopes(claims)
             if not granted.issuperset(self.scopes):
@@ -288,6 +307,7 @@ def requires(
     any_role: Iterable[str] | None = None,
     roles_claim: str | tuple[str, ...] = "roles",
     check: ClaimsCheck | None = None,
+    fresh: bool = False,
 ) -> Callable[[F], F]:
     """Require a valid token, and what else the view needs of it, for one view.
 
@@ -299,7 +319,11 @@ def requires(
       list in ``roles_claim`` (``"roles"`` by default; ``"groups"``, ``"cognito:groups"``, or a
       tuple such as ``("realm_access", "roles")`` for a nested claim);
     - ``check=lambda claims: ...``: your own predicate; only ``True`` lets the request through
-      (an exception in it refuses the request and is logged).
+      (an exception in it refuses the request and is logged);
+    - ``fresh=True``: a token from a password sign-in (``"fresh": true``, set by the login
+      endpoint and :meth:`~jwt_wsgi.JWTMiddleware.issue_tokens`), not one from a refresh: for
+      changing a password or an e-mail address. A non-fresh token gets 401
+      ``fresh_token_required`` with ``error="invalid_token"``: ask for the password again.
 
     Scopes are read from ``scope`` (space-separated), ``scp`` and ``scopes`` (lists). No token:
     401 ``missing_token``; a condition unmet: 403 ``insufficient_scope``, both with the RFC 6750
@@ -321,7 +345,7 @@ def requires(
         def edit(request): ...
     """
     requirement = Requirement(scopes, any_scope=any_scope, roles=roles, any_role=any_role,
-                              roles_claim=roles_claim, check=check)
+                              roles_claim=roles_claim, check=check, fresh=fresh)
 
     def decide(call: _Call) -> AuthError | None:
         return requirement.error(get_claims(call.environ) if call.environ is not None else None)

@@ -293,3 +293,79 @@ def test_auth_errors_raised_by_a_view_are_answered(dj):
     token = dj.get("/open/raises?why=token")
     assert token.status_code == 401 and token.headers["WWW-Authenticate"] == 'Bearer realm="jwt_wsgi"'
     assert dj.get("/open/raises").status_code == 500  # the application's own exceptions are its own
+
+
+# -- tokens from Python, user_loader, fresh tokens ----------------------------------------------------
+MIDDLEWARE_FOR_VIEWS: list[JWTMiddleware] = []  # the project's JWTMiddleware, as wsgi.py's `application`
+
+
+def custom_login(request):
+    # A login view of the project's own: it checks the Django user's password, then mints our tokens.
+    import json
+
+    from django.contrib.auth import authenticate
+
+    fields = json.loads(request.body)
+    found = authenticate(request, username=fields.get("username"), password=fields.get("password"))
+    if found is None:
+        return JsonResponse({"error": "invalid_credentials"}, status=401)
+    return JsonResponse(MIDDLEWARE_FOR_VIEWS[-1].issue_tokens(found.get_username(), {"scope": "read"}))
+
+
+@requires(fresh=True)
+def change_email(request):
+    return JsonResponse({"changed": request.user.get_username()})
+
+
+def loaded(request):
+    from jwt_wsgi.contrib.django import current_user
+
+    return JsonResponse({"loaded": current_user(request), "django": request.user.get_username()})
+
+
+urlpatterns += [  # noqa: E305
+    path("login", custom_login),
+    path("api/email", change_email),
+    path("api/loaded", loaded),
+]
+
+
+def test_a_custom_login_view_issues_our_tokens(make_django):
+    from django.contrib.auth.hashers import make_password
+
+    User.objects.create(username="dj-login", password=make_password("dj-password"))
+    with override_settings(AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.ModelBackend",
+                                                    "jwt_wsgi.contrib.django.JWTBackend"]):
+        client = make_django()
+        MIDDLEWARE_FOR_VIEWS.append(client.application)
+        assert client.post("/login", json={"username": "dj-login", "password": "wrong"}).status_code == 401
+        tokens = client.post("/login", json={"username": "dj-login", "password": "dj-password"}).json
+    me = client.get("/api/me", headers=bearer(tokens["access_token"])).json
+    assert me["user"] == "dj-login" and me["authenticated"] is True
+    # A login is fresh; the token a refresh gives is not.
+    assert client.post("/api/email", headers=bearer(tokens["access_token"])).json == {"changed": "dj-login"}
+    refreshed = client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).json
+    refused = client.post("/api/email", headers=bearer(refreshed["access_token"]))
+    assert refused.status_code == 401 and refused.json["error"] == "fresh_token_required"
+    assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+    # revoke_user, e.g. after a password change.
+    client.application.revoke_user("dj-login")
+    assert client.get("/api/me", headers=bearer(refreshed["access_token"])).status_code == 401
+
+
+def test_current_user_is_what_the_user_loader_returned(make_django):
+    user("dj-loaded")
+    client = make_django(user_loader=lambda claims: {"account": claims["sub"].upper()}
+                         if claims["sub"] != "dj-ghost" else None)
+    body = client.get("/api/loaded", headers=bearer(mint(sub="dj-loaded"))).json
+    assert body == {"loaded": {"account": "DJ-LOADED"}, "django": "dj-loaded"}
+    ghost = client.get("/api/loaded", headers=bearer(mint(sub="dj-ghost")))
+    assert ghost.status_code == 401 and ghost.json["error"] == "user_not_found"
+    # Without a user_loader: the sub, as get_user() gives it.
+    assert make_django().get("/api/loaded", headers=bearer(mint(sub="dj-loaded"))).json["loaded"] == "dj-loaded"
+
+
+def test_one_user_not_found_error():
+    from jwt_wsgi.contrib.django import UnknownUser
+
+    assert UnknownUser is jwt_wsgi.UserNotFound

@@ -24,7 +24,7 @@ from typing import Any
 import bottle
 
 from ..errors import AuthError
-from ..views import get_claims, render_error, requires
+from ..views import get_claims, get_user, render_error, requires
 
 __all__ = ["JWTPlugin", "current_claims", "current_user", "requires"]
 
@@ -59,7 +59,10 @@ def current_claims() -> dict[str, Any] | None:
     return get_claims(bottle.request.environ)
 
 
-def current_user() -> str | None:
-    """The ``sub`` claim of the current request, or ``None``."""
-    claims = current_claims()
-    return None if claims is None else claims["sub"]
+def current_user() -> Any:
+    """The caller: what the ``user_loader`` option returned for the token, or ``None``.
+
+    Without a ``user_loader``, the ``sub`` claim (a string), as before ``user_loader`` existed.
+    See :func:`jwt_wsgi.get_user`.
+    """
+    return get_user(bottle.request.environ)

@@ -45,10 +45,10 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import SimpleLazyObject
 
-from ..errors import AuthError, InvalidToken
-from ..views import ClaimsCheck, Requirement, _Call, django_response, get_claims, guard, render_error
+from ..errors import AuthError, UserNotFound
+from ..views import ClaimsCheck, Requirement, _Call, django_response, get_claims, get_user, guard, render_error
 
-__all__ = ["JWTBackend", "JWTUserMiddleware", "UnknownUser", "current_claims", "requires"]
+__all__ = ["JWTBackend", "JWTUserMiddleware", "UnknownUser", "current_claims", "current_user", "requires"]
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 CLAIMS_ATTRIBUTE = "jwt_claims"  # request.jwt_claims, set by JWTUserMiddleware
 
 
-class UnknownUser(InvalidToken):
-    """401: a valid token whose subject has no active Django user (``JWT_WSGI_CREATE_USERS`` off)."""
-
-    code = "user_not_found"
-    message = "The token's user is unknown or inactive"
+#: 401 ``user_not_found``: a valid token whose subject has no active Django user. The same class
+#: as :class:`jwt_wsgi.UserNotFound` (what a ``user_loader`` returning ``None`` gives); this name stays.
+UnknownUser = UserNotFound
 
 
 class JWTBackend(RemoteUserBackend):  # type: ignore[misc]
@@ -157,6 +155,16 @@ def current_claims(request: Any) -> dict[str, Any] | None:
     return get_claims(request.META)
 
 
+def current_user(request: Any) -> Any:
+    """What the middleware's ``user_loader`` returned for the token of ``request``, or ``None``.
+
+    Without a ``user_loader``, the ``sub`` claim (see :func:`jwt_wsgi.get_user`). This is not
+    ``request.user`` (the Django user :class:`JWTBackend` finds): use that for Django's own
+    permissions, this for an object of your own (a tenant, an account from another database).
+    """
+    return get_user(request.META)
+
+
 def requires(
     *scopes: str,
     any_scope: Iterable[str] | None = None,
@@ -164,6 +172,7 @@ def requires(
     any_role: Iterable[str] | None = None,
     roles_claim: str | tuple[str, ...] = "roles",
     check: ClaimsCheck | None = None,
+    fresh: bool = False,
 ) -> Callable[[F], F]:
     """:func:`jwt_wsgi.requires` for Django views: the refusal is the view's ``HttpResponse``.
 
@@ -174,14 +183,14 @@ def requires(
     ``method_decorator(requires(...), name="dispatch")``.
     """
     requirement = Requirement(scopes, any_scope=any_scope, roles=roles, any_role=any_role,
-                              roles_claim=roles_claim, check=check)
+                              roles_claim=roles_claim, check=check, fresh=fresh)
 
     def decide(call: _Call) -> AuthError | None:
         if call.django is None:
             raise TypeError("jwt_wsgi.contrib.django.requires() decorates Django views (a request argument)")
         error = requirement.error(get_claims(call.environ))
         if error is None and hasattr(call.django, CLAIMS_ATTRIBUTE) and not call.django.user.is_authenticated:
-            error = UnknownUser()
+            error = UserNotFound()
         return error
 
     def decorate(view: F) -> F:

@@ -26,7 +26,7 @@ from flask import Flask, Response, request
 from ..errors import AuthError
 from ..middleware import JWTMiddleware
 from ..settings import Settings
-from ..views import get_claims, render_error, requires
+from ..views import get_claims, get_user, render_error, requires
 
 __all__ = ["protect", "init_app", "current_claims", "current_user", "requires"]
 
@@ -58,7 +58,10 @@ def current_claims() -> dict[str, Any] | None:
     return get_claims(request.environ)
 
 
-def current_user() -> str | None:
-    """The ``sub`` claim of the current request, or ``None``."""
-    claims = current_claims()
-    return None if claims is None else claims["sub"]
+def current_user() -> Any:
+    """The caller: what the ``user_loader`` option returned for the token, or ``None``.
+
+    Without a ``user_loader``, the ``sub`` claim (a string), as before ``user_loader`` existed.
+    See :func:`jwt_wsgi.get_user`.
+    """
+    return get_user(request.environ)
