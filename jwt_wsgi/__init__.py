@@ -8,6 +8,7 @@
                         users_file="users.json")
 """
 
+from .browser import CSRFFailed
 from .errors import (
     AuthError,
     BadRequest,
@@ -75,6 +76,7 @@ __all__ = [
     "InvalidScope",
     "Forbidden",
     "InsufficientScope",
+    "CSRFFailed",
     "RoleRequired",
     "CheckFailed",
     "MethodNotAllowed",
