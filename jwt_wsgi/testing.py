@@ -50,11 +50,12 @@ def _no_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 class TokenFactory:
-    """Mints access tokens as ``middleware`` issues them, and variations it must refuse.
+    """Mints tokens as ``middleware`` issues them, and variations it must refuse.
 
-    Every token carries the claims the login endpoint puts in an access token (``sub``,
-    ``iat``, ``exp``, ``jti``, ``type``, and ``iss``/``aud`` when configured), signed with the
-    middleware's active key (``kid`` included).
+    Tokens come from :meth:`JWTMiddleware.issue_tokens <jwt_wsgi.JWTMiddleware.issue_tokens>`,
+    so they carry what the login endpoint puts in them (``sub``, ``iat``, ``exp``, ``jti``,
+    ``type``, ``fam``, ``fresh``, and ``iss``/``aud`` when configured), signed with the
+    middleware's active key (``kid`` included), and refresh and logout work on them.
 
     :param target: a :class:`~jwt_wsgi.JWTMiddleware` (Flask: the app after
         :func:`jwt_wsgi.contrib.flask.protect`, or ``app.wsgi_app``), or
@@ -91,6 +92,7 @@ class TokenFactory:
         roles: Iterable[str] | None = None,
         claims: Mapping[str, Any] | None = None,
         ttl: float | None = None,
+        fresh: bool = True,
     ) -> str:
         """A valid access token.
 
@@ -98,8 +100,25 @@ class TokenFactory:
         :param roles: put in the ``roles`` claim (a list).
         :param claims: more claims; here even ``exp``, ``aud``... may be set, to build odd tokens.
         :param ttl: seconds until it expires (default: the middleware's ``access_ttl``).
+        :param fresh: as from a password login (``True``), or as from a refresh (``False``):
+            what ``requires(fresh=True)`` tells apart.
         """
-        return self._mint(sub, scopes, roles, claims, ttl, {})
+        return self._mint(sub, scopes, roles, claims, ttl, {}, fresh=fresh)
+
+    def login(
+        self,
+        sub: str = "alice",
+        *,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """What a password login answers: ``access_token``, ``refresh_token``, ``expires_in``...
+
+        For tests of refresh and logout: the refresh token works at ``refresh_path`` (unless a
+        users file or ``authenticate.lookup`` there does not know ``sub``).
+        """
+        return self.middleware.issue_tokens(sub, self._claims(scopes, roles, claims))
 
     def expired(self, sub: str = "alice", *, scopes: Iterable[str] = (), roles: Iterable[str] | None = None,
                 claims: Mapping[str, Any] | None = None) -> str:
@@ -146,15 +165,9 @@ class TokenFactory:
         return {name: token}
 
     # -- the one place tokens are made ------------------------------------------------------------------
-    def _mint(
-        self,
-        sub: str,
-        scopes: Iterable[str],
-        roles: Iterable[str] | None,
-        claims: Mapping[str, Any] | None,
-        ttl: float | None,
-        overrides: Mapping[str, Any],
-    ) -> str:
+    @staticmethod
+    def _claims(scopes: Iterable[str], roles: Iterable[str] | None,
+                claims: Mapping[str, Any] | None) -> dict[str, Any]:
         if isinstance(scopes, str) or isinstance(roles, str):
             raise TypeError("scopes and roles take lists of names, not a string")
         extra: dict[str, Any] = {}
@@ -164,20 +177,39 @@ class TokenFactory:
         if roles is not None:
             extra["roles"] = list(roles)
         extra.update(claims or {})
-        issuer = self.middleware.issuer
-        assert issuer is not None
-        lifetime = self.settings.access_ttl if ttl is None else ttl
-        token, payload = issuer.issue(sub, float(lifetime), claims=extra)
-        # Reserved claims asked for (exp, aud, ...) and the variations: the issued payload, changed
-        # and signed again with the same key and headers.
-        changes = {k: v for k, v in {**extra, **overrides}.items() if payload.get(k) != v}
-        if not changes:
-            return str(token)
+        return extra
+
+    def _mint(
+        self,
+        sub: str,
+        scopes: Iterable[str],
+        roles: Iterable[str] | None,
+        claims: Mapping[str, Any] | None,
+        ttl: float | None,
+        overrides: Mapping[str, Any],
+        *,
+        fresh: bool = True,
+    ) -> str:
+        from .endpoints import FRESH_CLAIM
+        from .tokens import RESERVED_CLAIMS
+
+        extra = self._claims(scopes, roles, claims)
+        # The claims the middleware sets itself (exp, aud, type, ...) cannot be asked of
+        # issue_tokens: they are changed afterwards, and the token signed again.
+        reserved = {k: v for k, v in extra.items() if k in RESERVED_CLAIMS or k == FRESH_CLAIM}
+        token = str(self.middleware.issue_tokens(
+            sub, {k: v for k, v in extra.items() if k not in reserved}, fresh=fresh)["access_token"])
         import jwt
 
-        payload = {**payload, **changes}
+        payload = jwt.decode(token, options={"verify_signature": False})
+        changes = {**reserved, **overrides}
+        if ttl is not None:
+            changes.setdefault("exp", int(payload["iat"] + ttl))
+        changes = {k: v for k, v in changes.items() if payload.get(k) != v}
+        if not changes:
+            return token
         key, algorithm, headers = self.middleware.keys.signing()
-        return jwt.encode(payload, key, algorithm=algorithm, headers=headers or None)
+        return jwt.encode({**payload, **changes}, key, algorithm=algorithm, headers=headers or None)
 
 
 def _stranger_key(algorithm: str) -> Any:

@@ -336,3 +336,32 @@ def test_a_verify_only_middleware_cannot_mint(pytester: pytest.Pytester) -> None
     result = run(pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*only verifies tokens*"])
+
+
+def test_login_pairs_and_fresh_tokens(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(myapp=app_source())
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_api="""
+        import jwt
+        from werkzeug.test import Client
+        from myapp import application
+
+
+        def test_refresh_and_logout(jwt_tokens):
+            client = Client(application)
+            pair = jwt_tokens.login("bob", scopes=["admin"])
+            assert pair["token_type"] == "Bearer" and pair["refresh_token"]
+            assert client.get("/api/admin", headers=jwt_tokens.headers(pair["access_token"])).json == {"admin": "bob"}
+            refreshed = client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+            assert refreshed.status_code == 200
+            new = refreshed.json["access_token"]
+            assert client.post("/auth/logout", headers=jwt_tokens.headers(new)).status_code == 204
+            assert client.get("/api/me", headers=jwt_tokens.headers(new)).status_code == 401
+
+
+        def test_fresh_or_not(jwt_tokens):
+            assert jwt.decode(jwt_tokens.token(), options={"verify_signature": False})["fresh"] is True
+            stale = jwt.decode(jwt_tokens.token(fresh=False, ttl=60), options={"verify_signature": False})
+            assert stale["fresh"] is False and stale["exp"] - stale["iat"] <= 61 and stale["fam"]
+    """)
+    run(pytester).assert_outcomes(passed=2)
