@@ -61,7 +61,7 @@ def test_issue_tokens_gives_what_the_login_endpoint_gives(app):
 def test_issued_tokens_work_everywhere_a_login_does():
     # No users_file: a custom login view is the only source of users (with one, a refresh reads
     # the user's claims from it again, and a subject it does not know cannot refresh).
-    middleware = JWTMiddleware(canary_app, secret=SECRET, protect=["/api"])
+    middleware = JWTMiddleware(canary_app, secret=SECRET, protect=["/api"], refresh_reuse_interval=0)
     client = BufferedClient(middleware)
     issued = middleware.issue_tokens("bob", {"roles": ["editor"]})
     me = client.get("/api/me", headers=bearer(issued["access_token"]))

@@ -252,7 +252,8 @@ def test_a_failing_check_is_logged_and_refused(caplog):
         pytest.param((), {"roles": ["a"], "roles_claim": ["groups"]}, ValueError, "roles_claim", id="claim-list"),
         pytest.param((), {"roles_claim": "groups"}, ValueError, "without roles", id="claim-without-roles"),
         pytest.param((), {"check": True}, TypeError, "callable", id="check-not-callable"),
-        pytest.param((), {"fresh": True}, TypeError, "fresh", id="unknown-option"),
+        pytest.param((), {"fresh": "yes"}, TypeError, "fresh", id="fresh-not-a-bool"),
+        pytest.param((), {"freshness": True}, TypeError, "freshness", id="unknown-option"),
     ],
 )
 def test_requires_arguments_are_checked_when_decorating(args, kwargs, error, words):
