@@ -224,8 +224,9 @@ class JWTMiddleware:
         An access token stops working; a refresh token stops working with every token of its
         family (the tokens of that sign-in, refreshed or not). The token is verified first.
 
-        :raises InvalidToken: not a valid token (forged, malformed, revoked already is fine);
-            :class:`ExpiredToken` when it has expired (it no longer works anyway).
+        :raises InvalidToken: not a valid token (junk, forged, another issuer's refresh token);
+            :class:`ExpiredToken` when it has expired (it no longer works anyway). A token
+            revoked already is revoked again, without complaint.
         :raises InvalidRequest: valid, but without ``jti`` to revoke it by (another issuer's token).
         :raises ServiceUnavailable: the store cannot be reached: the token may still work.
         """
