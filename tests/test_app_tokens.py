@@ -405,3 +405,15 @@ def test_requires_fresh_in_flask_and_bottle():
 def test_requires_fresh_takes_a_boolean():
     with pytest.raises(TypeError, match="fresh"):
         requires(fresh="yes")  # type: ignore[arg-type]
+
+
+def test_a_browser_sign_in_is_fresh_and_its_silent_refresh_is_not(make_client):
+    from .test_browser import HTML, cookies_of, sign_in
+
+    browser = make_client(token_sources=["header", "cookie"])
+    jar = cookies_of(sign_in(browser))
+    assert unverified(jar["access_token"]["value"])["fresh"] is True
+    refreshed = browser.get("/auth/refresh?next=%2Fapi%2Fme", headers={
+        **HTML, "Cookie": f"csrf_token={jar['csrf_token']['value']}; refresh_token={jar['refresh_token']['value']}"})
+    assert refreshed.status_code == 303
+    assert unverified(cookies_of(refreshed)["access_token"]["value"])["fresh"] is False
