@@ -212,7 +212,7 @@ class JWTMiddleware:
         except StoreUnavailable:
             raise ServiceUnavailable() from None
         body = self.endpoints.login_body(subject, extra, fresh=fresh)
-        longest = max(len(body["access_token"]), len(body.get("refresh_token", "")))
+        longest = max(len(str(body.get(name, ""))) for name in ("access_token", "token", "refresh_token"))
         if longest > self.settings.max_token_size:
             raise ValueError(f"issue_tokens(): the tokens would be {longest} characters, more than max_token_size "
                              f"({self.settings.max_token_size}) allows; put fewer or smaller claims in them")
@@ -227,7 +227,7 @@ class JWTMiddleware:
         :raises InvalidToken: not a valid token (junk, forged, another issuer's refresh token);
             :class:`ExpiredToken` when it has expired (it no longer works anyway). A token
             revoked already is revoked again, without complaint.
-        :raises InvalidRequest: valid, but without ``jti`` to revoke it by (another issuer's token).
+        :raises UnsupportedTokenType: valid, but without ``jti`` to revoke it by (another issuer's token).
         :raises ServiceUnavailable: the store cannot be reached: the token may still work.
         """
         if not isinstance(token, str):

@@ -19,9 +19,11 @@ from jwt_wsgi.browser import CSRFFailed
 from jwt_wsgi.errors import (
     AuthError,
     BadRequest,
+    CheckFailed,
     ClientError,
     ExpiredToken,
     Forbidden,
+    FreshTokenRequired,
     InsufficientScope,
     InternalError,
     InvalidCredentials,
@@ -34,6 +36,7 @@ from jwt_wsgi.errors import (
     MissingToken,
     PayloadTooLarge,
     RevokedToken,
+    RoleRequired,
     ServerError,
     ServiceUnavailable,
     StoreUnavailable,
@@ -43,6 +46,7 @@ from jwt_wsgi.errors import (
     UnsupportedGrantType,
     UnsupportedMediaType,
     UnsupportedTokenType,
+    UserNotFound,
 )
 
 from ._services import unavailable
@@ -69,6 +73,8 @@ TREE = [
     (InvalidToken, 401, "invalid_token", "invalid_token", None, True, [Unauthenticated, ClientError]),
     (ExpiredToken, 401, "token_expired", "invalid_token", None, True, [InvalidToken, Unauthenticated]),
     (RevokedToken, 401, "token_revoked", "invalid_token", None, True, [InvalidToken, Unauthenticated]),
+    (UserNotFound, 401, "user_not_found", "invalid_token", None, True, [InvalidToken, Unauthenticated]),
+    (FreshTokenRequired, 401, "fresh_token_required", "invalid_token", None, True, [InvalidToken, Unauthenticated]),
     (InvalidGrant, 401, "invalid_grant", None, "invalid_grant", True, [Unauthenticated, ClientError]),
     (InvalidCredentials, 401, "invalid_grant", None, "invalid_grant", True, [InvalidGrant, Unauthenticated]),
     (InvalidRequest, 400, "invalid_request", "invalid_request", "invalid_request", True, [ClientError]),
@@ -79,6 +85,8 @@ TREE = [
     (UnsupportedTokenType, 400, "unsupported_token_type", None, "unsupported_token_type", False, [ClientError]),
     (Forbidden, 403, "forbidden", None, None, False, [ClientError]),
     (InsufficientScope, 403, "insufficient_scope", "insufficient_scope", None, True, [Forbidden, ClientError]),
+    (RoleRequired, 403, "insufficient_scope", "insufficient_scope", None, True, [InsufficientScope, Forbidden]),
+    (CheckFailed, 403, "insufficient_scope", "insufficient_scope", None, True, [InsufficientScope, Forbidden]),
     (CSRFFailed, 403, "csrf_failed", None, None, False, [Forbidden, ClientError]),
     (MethodNotAllowed, 405, "method_not_allowed", None, None, False, [ClientError]),
     (LengthRequired, 411, "length_required", None, None, False, [ClientError]),
