@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -205,18 +206,33 @@ class JWTMiddleware:
                              "the middleware sets them (the subject is the first argument)")
         if not isinstance(fresh, bool):
             raise ValueError("issue_tokens(): fresh must be True or False")
-        try:
-            # As a login counts its attempt first: a store that keeps an epoch begins it before
-            # these tokens are issued, never after (which would revoke them).
-            self.store.ping()
-        except StoreUnavailable:
-            raise ServiceUnavailable() from None
+        self._store_ready()
         body = self.endpoints.login_body(subject, extra, fresh=fresh)
         longest = max(len(str(body.get(name, ""))) for name in ("access_token", "token", "refresh_token"))
         if longest > self.settings.max_token_size:
             raise ValueError(f"issue_tokens(): the tokens would be {longest} characters, more than max_token_size "
                              f"({self.settings.max_token_size}) allows; put fewer or smaller claims in them")
         return body
+
+    def _store_ready(self) -> None:
+        """Before minting from Python: the store's epoch (if it keeps one) has begun, and is past.
+
+        As a login counts its attempt first, a store that keeps an epoch begins it before the
+        tokens are issued, never after (which would revoke them). A new epoch begins at the next
+        millisecond and tokens are dated to the millisecond, so the clock must move on before a
+        token is minted (waited for, bounded: tests may hold their clock still).
+
+        :raises ServiceUnavailable: the store cannot be reached.
+        """
+        clock = self.endpoints.clock
+        try:
+            self.store.ping()
+        except StoreUnavailable:
+            raise ServiceUnavailable() from None
+        pinged = math.floor(clock() * 1000)
+        deadline = time.monotonic() + 0.005
+        while math.floor(clock() * 1000) <= pinged and time.monotonic() < deadline:
+            pass
 
     def revoke(self, token: str) -> None:
         """Revoke one token now, in every worker and host sharing the store.
@@ -263,6 +279,7 @@ class JWTMiddleware:
                                      "(token_sources = header,cookie) and a signing key")
         if not isinstance(subject, str) or not subject:
             raise TypeError("subject must be a non-empty string")
+        self._store_ready()
         return self.endpoints.cookie_session(environ, subject, dict(claims or {}))
 
     def logout_cookies(self, environ: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -26,6 +26,7 @@ from jwt_wsgi.contrib import bottle as jwt_bottle
 from jwt_wsgi.contrib import flask as jwt_flask
 
 from .conftest import ALICE_PASSWORD, OTHER_SECRET, SECRET, BufferedClient, bearer, canary_app, mint
+from .redis_server import redis_server  # noqa: F401
 
 
 def unverified(token: str) -> dict:
@@ -137,6 +138,30 @@ def test_issue_tokens_with_a_new_sqlite_store_works_at_once(tmp_path):
     middleware = JWTMiddleware(canary_app, secret=SECRET, store=f"sqlite:///{tmp_path}/store.db", protect=["/api"])
     issued = middleware.issue_tokens("alice")
     assert BufferedClient(middleware).get("/api/me", headers=bearer(issued["access_token"])).status_code == 200
+
+
+def test_issue_tokens_on_an_empty_redis_store_works_at_once(redis_server):  # noqa: F811
+    # An empty Redis begins its epoch at the millisecond after the first use, and refuses every
+    # token dated before it: issue_tokens must not mint within that same millisecond.
+    for _ in range(30):
+        redis_server.flush()
+        middleware = JWTMiddleware(canary_app, secret=SECRET, store=redis_server.url, protect=["/api"])
+        issued = middleware.issue_tokens("alice")
+        response = BufferedClient(middleware).get("/api/me", headers=bearer(issued["access_token"]))
+        assert response.status_code == 200, response.json
+
+
+def test_login_cookies_on_an_empty_redis_store_work_at_once(redis_server):  # noqa: F811
+    # The same for the cookies an application's own view sets with login_cookies().
+    for _ in range(30):
+        redis_server.flush()
+        middleware = JWTMiddleware(canary_app, secret=SECRET, store=redis_server.url, protect=["/api"],
+                                   token_sources=["header", "cookie"])
+        headers, _ = middleware.login_cookies({"wsgi.url_scheme": "http"}, "carol")
+        cookie = next(value.split(";", 1)[0] for name, value in headers
+                      if name == "Set-Cookie" and value.startswith("access_token="))
+        response = BufferedClient(middleware).get("/api/me", headers={"Cookie": cookie})
+        assert response.status_code == 200, response.json
 
 
 # -- revoke, revoke_user ---------------------------------------------------------------------------
