@@ -181,7 +181,7 @@ class JWTMiddleware:
                 user = User.check(request.json["email"], request.json["password"])
                 if user is None:
                     return {"error": "invalid_credentials"}, 401
-                return jwt.issue_tokens(str(user.id), {"roles": user.roles})
+                return auth.issue_tokens(str(user.id), {"roles": user.roles})
 
         :param subject: the ``sub`` claim (what ``REMOTE_USER`` becomes): a non-empty string.
         :param claims: extra claims (``scope``, ``roles``, ...), JSON-serialisable. The claims this
