@@ -361,7 +361,10 @@ class RedisStore:
     # -- rate limits -------------------------------------------------------------------------
     def hit(self, key: str, window: float) -> tuple[int, float]:
         count, ttl_ms, epoch, created = self._write(
-            "hit", [self._hits_prefix + key, self._epoch_key], [str(_ms(window)), _number(cutoff_after(self._clock()))]
+            # An epoch this login begins starts with its millisecond, not the next one: the tokens
+            # it is about to issue are dated after it, even within the same millisecond.
+            "hit", [self._hits_prefix + key, self._epoch_key],
+            [str(_ms(window)), _number(math.floor(self._clock() * 1000) / 1000)],
         )
         if epoch != self._epoch:
             self._saw_epoch(epoch, created)
