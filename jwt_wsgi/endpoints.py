@@ -454,7 +454,7 @@ class Endpoints:
         expected = cookie_value(environ, cookies.login_csrf)
         if (not isinstance(given, str) or not expected or not hmac.compare_digest(given.encode(), expected.encode())
                 or not same_origin(environ)):
-            # Login CSRF (catalogue L29): someone else's form tried to sign this browser in.
+            # Login CSRF (threat model §6.3): someone else's form tried to sign this browser in.
             return self._login_page(environ, start_response, next_path=next_path, status=403,
                                     error="Your sign-in form expired. Please try again.")
         given_name = fields.get("username")
@@ -490,7 +490,7 @@ class Endpoints:
     def _count_attempt(self, username: str, address: str) -> list[str]:
         """Count this attempt before checking the password, so concurrent guesses are bounded."""
         # The address first: once it is over its limit, a flood of distinct user names from it
-        # creates no more counters (catalogue R16/R17).
+        # creates no more counters (threat model §5.1, §8.2).
         limits = (
             (self.settings.login_ip_rate_limit, _bucket("ip", address)),
             (self.settings.login_rate_limit, _bucket("user", username)),

@@ -538,7 +538,7 @@ class JWTMiddleware:
         """Pass an anonymous preflight to the app; send back its status and CORS headers only.
 
         A handler that ignores the method would otherwise serve a protected page to anyone who
-        adds two headers (catalogue P24): the body is dropped, never sent.
+        adds two headers (threat model §3.3): the body is dropped, never sent.
         """
         captured: list[Any] = []
 

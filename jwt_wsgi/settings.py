@@ -39,7 +39,7 @@ MAX_LEEWAY = 300.0
 ACCESS_TOKEN_FORMATS = ("jwt", "at+jwt")
 
 # Values that appear in tutorials, README files and the article this project grew from.
-# They are refused even when long enough: an attacker tries them first (catalogue T12/T13).
+# They are refused even when long enough: an attacker tries them first (threat model §2.6).
 _KNOWN_WEAK_SECRETS = {
     "secret", "changeme", "change-me", "password", "your-256-bit-secret", "your-secret-key",
     "secret-key", "secretkey", "supersecret", "super-secret", "jwt-secret", "mysecretkey",
@@ -968,7 +968,7 @@ def _printable(text: str) -> str:
 
 
 def _repetitive(secret: bytes) -> bool:
-    """A pattern, not randomness: ``0123456789ABCDEF0123...``, ``abcabc...`` (catalogue T12).
+    """A pattern, not randomness: ``0123456789ABCDEF0123...``, ``abcabc...`` (threat model §2.6).
 
     Random secrets of 32+ characters repeat hardly any 4-character sequence; these repeat most.
     """

@@ -70,7 +70,7 @@ class UsersFile:
         except ValueError as exc:
             raise ConfigurationError("users_file", f"{shown}: {exc}") from None
         # A real hash of a random password with the same method as the file's users, checked
-        # for unknown users so that they cost the same time (catalogue L8).
+        # for unknown users so that they cost the same time (threat model §5.2).
         sample = next((u["password"] for u in self._users.values()), None)
         method = sample.split("$", 1)[0] if sample else None
         self._dummy = generate_password_hash(secrets.token_urlsafe(16), **({"method": method} if method else {}))

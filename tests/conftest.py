@@ -18,7 +18,7 @@ from werkzeug.test import Client
 
 from jwt_wsgi import JWTMiddleware
 
-# TEST-ONLY values (catalogue placeholders: alice / P@ss-alice).
+# TEST-ONLY values (the user the attack tests log in as: alice / P@ss-alice).
 SECRET = "test-only-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OTHER_SECRET = "another-test-secret-9876543210-zyxwvutsrqponmlkjihgfedcba"
 ALICE_PASSWORD = "P@ss-alice"
@@ -51,12 +51,12 @@ def b64(data: bytes) -> str:
 
 
 def J(obj: Any) -> str:
-    """base64url of compact JSON (the catalogue's J(x))."""
+    """base64url (no padding) of compact JSON: ``J(x)`` in the attack tests."""
     return b64(json.dumps(obj, separators=(",", ":")).encode())
 
 
 def HS(key: str | bytes, header: dict[str, Any], payload: dict[str, Any], digest: Any = hashlib.sha256) -> str:
-    """A token built from raw bytes, without PyJWT's encoder (the catalogue's HS(k,h,p))."""
+    """A token built from raw bytes, without PyJWT's encoder: HMAC over ``J(header).J(payload)``."""
     key = key.encode() if isinstance(key, str) else key
     signing_input = f"{J(header)}.{J(payload)}"
     return signing_input + "." + b64(hmac.new(key, signing_input.encode(), digest).digest())

@@ -73,7 +73,7 @@ def test_login_page_is_served_to_browsers_only(browser, make_client):
     assert make_client().get(LOGIN, headers=HTML).status_code == 405
 
 
-def test_L32_sign_in_sets_cookies_and_redirects(browser):
+def test_sign_in_sets_cookies_and_redirects(browser):
     response = sign_in(browser)
     assert response.status_code == 303
     assert response.headers["Location"] == "/app/page"
@@ -92,7 +92,7 @@ def test_L32_sign_in_sets_cookies_and_redirects(browser):
     assert page.status_code == 200 and b'"user": "alice"' in page.data
 
 
-def test_L32_L33_https_cookies_are_secure_and_host_prefixed(browser):
+def test_https_cookies_are_secure_and_host_prefixed(browser):
     response = sign_in(browser, https=True)
     assert response.status_code == 303
     jar = cookies_of(response)
@@ -117,7 +117,7 @@ def test_L32_L33_https_cookies_are_secure_and_host_prefixed(browser):
         "/ok%0d%0aSet-Cookie:%20x=y", "", "evil.example", "/" + "a" * 3000,
     ],
 )
-def test_L26_L27_open_redirect_spellings_fall_back_to_root(browser, next_value):
+def test_open_redirect_spellings_fall_back_to_root(browser, next_value):
     assert safe_next(next_value) == "/"
     response = sign_in(browser, next_path=next_value)
     assert response.status_code == 303 and response.headers["Location"] == "/"
@@ -135,7 +135,7 @@ def test_a_flood_of_query_parameters_is_not_a_500(browser, path):
     assert response.status_code in (200, 303)
 
 
-def test_L28_next_is_escaped_in_the_page(browser):
+def test_next_is_escaped_in_the_page(browser):
     page = browser.get(LOGIN + "?next=" + quote('/x"><script>alert(1)</script>'), headers=HTML)
     assert b"<script>alert" not in page.data and b"&quot;&gt;&lt;script&gt;" in page.data
 
@@ -143,11 +143,11 @@ def test_L28_next_is_escaped_in_the_page(browser):
 @pytest.mark.parametrize(
     ("mutate", "why"),
     [
-        pytest.param(lambda d, o: d.update(csrf_token="forged"), "wrong form token", id="L29-wrong-token"),
-        pytest.param(lambda d, o: d.pop("csrf_token"), "no form token", id="L29-no-token"),
-        pytest.param(lambda d, o: o.pop("HTTP_COOKIE"), "no cookie", id="L29-no-cookie"),
+        pytest.param(lambda d, o: d.update(csrf_token="forged"), "wrong form token", id="wrong-token"),
+        pytest.param(lambda d, o: d.pop("csrf_token"), "no form token", id="no-token"),
+        pytest.param(lambda d, o: o.pop("HTTP_COOKIE"), "no cookie", id="no-cookie"),
         pytest.param(lambda d, o: o.update(HTTP_ORIGIN="https://evil.example"), "cross-site origin",
-                     id="L29-evil-origin"),
+                     id="evil-origin"),
     ],
 )
 def test_login_csrf(browser, mutate, why):
@@ -173,7 +173,7 @@ def test_sign_in_rate_limit_page(browser):
     assert response.status_code == 429 and response.headers["Retry-After"]
 
 
-def test_L25_protected_page_redirects_browsers_but_not_apis(browser):
+def test_protected_page_redirects_browsers_but_not_apis(browser):
     response = browser.get("/api/me?x=1", headers=HTML)
     assert response.status_code == 303
     assert response.headers["Location"] == "/auth/login?next=%2Fapi%2Fme%3Fx%3D1"
@@ -186,10 +186,10 @@ def test_L25_protected_page_redirects_browsers_but_not_apis(browser):
 @pytest.mark.parametrize(
     ("headers", "form", "status"),
     [
-        pytest.param({}, {}, 403, id="L30-no-csrf"),
-        pytest.param({"X-CSRF-Token": "forged"}, {}, 403, id="L30-wrong-header"),
-        pytest.param({"X-CSRF-Token": "RIGHT", "Origin": "https://evil.example"}, {}, 403, id="L30-evil-origin"),
-        pytest.param({"X-CSRF-Token": "RIGHT", "Referer": "https://evil.example/x"}, {}, 403, id="L30-evil-referer"),
+        pytest.param({}, {}, 403, id="no-csrf"),
+        pytest.param({"X-CSRF-Token": "forged"}, {}, 403, id="wrong-header"),
+        pytest.param({"X-CSRF-Token": "RIGHT", "Origin": "https://evil.example"}, {}, 403, id="evil-origin"),
+        pytest.param({"X-CSRF-Token": "RIGHT", "Referer": "https://evil.example/x"}, {}, 403, id="evil-referer"),
         pytest.param({"X-CSRF-Token": "RIGHT"}, {}, 200, id="header-token"),
         pytest.param({"X-CSRF-Token": "RIGHT", "Origin": "http://localhost"}, {}, 200, id="same-origin"),
         pytest.param({}, {"csrf_token": "RIGHT", "item": "x"}, 200, id="form-field"),
@@ -214,7 +214,7 @@ def test_bearer_calls_need_no_csrf(browser):
     assert browser.post("/api/items", headers=bearer(token)).status_code == 200
 
 
-def test_L39_silent_refresh_and_logout(make_client):
+def test_silent_refresh_and_logout(make_client):
     clock = FakeClock(int(time.time()) - 1000.0)  # in the past: the verifier's clock is real
     browser = make_client(token_sources=["header", "cookie"], clock=clock)
     jar = cookies_of(sign_in(browser))
@@ -239,7 +239,7 @@ def test_L39_silent_refresh_and_logout(make_client):
     assert cookies_of(again)["access_token"]["max-age"] == "0"
 
 
-def test_L31_L38_logout_from_a_page(browser):
+def test_logout_from_a_page(browser):
     jar = cookies_of(sign_in(browser))
     csrf = jar["csrf_token"]["value"]
     cookie = f"access_token={jar['access_token']['value']}; csrf_token={csrf}"
@@ -255,7 +255,7 @@ def test_L31_L38_logout_from_a_page(browser):
     assert refresh.status_code == 401
 
 
-def test_L34_every_login_mints_a_fresh_session(browser):
+def test_every_login_mints_a_fresh_session(browser):
     first = cookies_of(sign_in(browser))
     second = cookies_of(sign_in(browser))
     assert first["access_token"]["value"] != second["access_token"]["value"]
@@ -274,7 +274,7 @@ def test_wants_html(accept, html):
     assert wants_html({"HTTP_ACCEPT": accept}) is html
 
 
-def test_L33_cookie_parsing_is_strict_about_duplicates(browser):
+def test_cookie_parsing_is_strict_about_duplicates(browser):
     jar = cookies_of(sign_in(browser))
     token = jar["access_token"]["value"]
     tossed = f"access_token={token}; access_token=attacker"

@@ -1,5 +1,5 @@
 """Remote JWK Sets (issue 4): ``jwks_url``, OpenID Connect discovery, providers, and what a slow,
-broken or hostile JWK Set endpoint cannot do (catalogue T17-T19, R10-R13).
+broken or hostile JWK Set endpoint cannot do (threat model §4).
 
 A real HTTP server on 127.0.0.1 (``http.server`` in a thread) serves the JWK Set. It can rotate
 keys, answer slowly, fail, return junk or huge bodies, redirect, and it counts every request and
@@ -330,7 +330,7 @@ def test_private_members_in_a_jwk_set_are_ignored(jwks_server):
     assert status(client, idp.mint()) == 200
 
 
-# -- never trusted from the token (T17-T19, R13) -----------------------------------------------------
+# -- never trusted from the token --------------------------------------------------------------------
 @pytest.mark.parametrize("config", ["static", "jwks"])
 def test_token_supplied_key_urls_are_never_fetched(tmp_path, jwks_server, listener, config):
     idp, attacker = Issuer(), Issuer()
@@ -519,7 +519,7 @@ def test_a_ttl_refresh_under_way_does_not_hold_up_requests_with_cached_keys(jwks
 # -- a slow, broken or hostile endpoint ---------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["slow", "drip"])
 def test_slow_jwk_set_fails_within_the_timeout_and_other_routes_keep_answering(jwks_server, mode):
-    """Catalogue R11: each request fails within the timeout, 503, and nothing else waits."""
+    """Each request fails within the timeout, 503, and nothing else waits."""
     idp = Issuer()
     jwks_server.keys = [idp.jwk]
     jwks_server.mode = mode
@@ -557,7 +557,7 @@ def test_slow_jwk_set_fails_within_the_timeout_and_other_routes_keep_answering(j
     ["fail", "junk", "not-a-set", "deep", "huge", "huge-no-length", "redirect-file", "redirect-here"],
 )
 def test_broken_jwk_set_fails_safely(jwks_server, mode):
-    """Catalogue R12: junk, huge bodies and redirects are a failed fetch: 503, never 500 or accept."""
+    """Junk, huge bodies and redirects are a failed fetch: 503, never 500 or accept."""
     idp = Issuer()
     jwks_server.keys = [idp.jwk]
     jwks_server.mode = mode

@@ -282,7 +282,7 @@ def _confusion_spellings(key: Any, jwks_text: bytes) -> list[tuple[str, bytes]]:
 
 
 def test_public_keys_as_hmac_secrets_are_refused_in_every_spelling(tmp_path, make_client):
-    """Catalogue T14/T16 against a ring that accepts HS256 too (the worst case for confusion)."""
+    """Key confusion and algorithm substitution against a ring that accepts HS256 too (the worst case for confusion)."""
     keys = {"RS256": _rsa(), "ES256": ec.generate_private_key(ec.SECP256R1()),
             "EdDSA": ed25519.Ed25519PrivateKey.generate()}
     entries: list[dict[str, Any]] = [{"kid": "hs", "secret": SECRET, "algorithm": "HS256"}]

@@ -62,7 +62,7 @@ def test_wrong_credentials_look_the_same_for_unknown_users(make_client):
 
 
 def test_unknown_users_cost_a_password_hash(tmp_path):
-    """Timing (catalogue L8): measured as work done, not wall time — a hash check happens either way."""
+    """Timing (threat model §5.2): measured as work done, not wall time — a hash check happens either way."""
     import werkzeug.security
 
     calls = []

@@ -245,7 +245,7 @@ def test_cors_preflight_passes_without_token(make_client):
     client = make_client(cors_app)
     preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"}
     response = client.options("/api/me", headers=preflight)
-    # The app's CORS answer comes back; nothing else of its response does (catalogue P24).
+    # The app's CORS answer comes back; nothing else of its response does (threat model §3.3).
     assert response.status_code == 204 and response.data == b""
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert response.headers["Vary"] == "Origin" and "Set-Cookie" not in response.headers

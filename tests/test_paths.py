@@ -107,7 +107,7 @@ def test_script_name_cannot_move_the_mount():
     [("/zzz", "/admin/panel"), ("/x", "/api/me"), ("/app", "/api/me"), ("/app", "//admin/panel")],
 )
 def test_a_mount_point_cannot_hide_a_protected_path(script_name, path_info):
-    """Routers dispatch on PATH_INFO alone: a SCRIPT_NAME in front must not unprotect it (P18, P20, P21)."""
+    """Routers dispatch on PATH_INFO alone: a SCRIPT_NAME in front must not unprotect it (threat model §3.2)."""
     client = BufferedClient(JWTMiddleware(canary_app, secret=SECRET, protect=["/api", "/admin"]))
     response = client.get("/", environ_overrides={"SCRIPT_NAME": script_name, "PATH_INFO": path_info})
     assert response.status_code == 401

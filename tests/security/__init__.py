@@ -1,1 +1,1 @@
-"""The adversarial suite: every applicable row of ``../shared/security-catalogue.md``, by row id."""
+"""The adversarial suite: the attacks of docs/threat-model.md, built from raw bytes."""

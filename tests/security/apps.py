@@ -1,12 +1,12 @@
-"""The two downstream applications of the security catalogue (§0), behind the middleware.
+"""The two downstream applications the adversarial suite attacks, behind the middleware.
 
 TEST-ONLY. Importable by gunicorn (``tests.security.apps:werkzeug_stack``) as well as by pytest.
 
 - :func:`werkzeug_router_app` routes with a Werkzeug :class:`~werkzeug.routing.Map` (defaults:
   ``merge_slashes=True``, so ``//admin/panel`` *matches* ``/admin/panel``), on ``PATH_INFO``.
 - :func:`webob_router_app` routes on WebOb's ``req.path`` (``SCRIPT_NAME + PATH_INFO``), honours
-  ``X-HTTP-Method-Override`` (P26) and forwards ``/public?next=PATH`` internally through the
-  whole stack (P30).
+  ``X-HTTP-Method-Override`` and forwards ``/public?next=PATH`` internally through the whole
+  stack (threat model §3.2, §3.5).
 
 Both serve the canaries only on the canonical protected paths ``/api/me`` (``CANARY-API``) and
 ``/admin`` / ``/admin/panel`` (``CANARY-ADMIN``), for *every* method (the handlers do not look at
@@ -36,7 +36,7 @@ PROTECT = ["/api", "/admin"]
 PUBLIC_BODY = b"PUBLIC-OK"
 ADMINISTRATOR_BODY = b"ADMINISTRATOR-PUBLIC"
 
-# TEST-ONLY users: alice / P@ss-alice (catalogue), root, and "admin" for L20 look-alike names.
+# TEST-ONLY users: alice / P@ss-alice, root, and "admin" for look-alike user names (threat model §5.4).
 ADMIN_USER_PASSWORD = "P@ss-admin-user"
 _USERS = {
     "alice": (generate_password_hash(ALICE_PASSWORD, method=FAST_HASH), {"scope": "read"}),
@@ -102,10 +102,10 @@ def webob_router_app(environ: dict[str, Any], start_response: Callable[..., Any]
     endpoint = ROUTES.get(path)
     if endpoint is None:
         return WebObResponse(status=404, body=b"not found")(environ, start_response)  # type: ignore[no-any-return]
-    # P26: the application honours a method override (the middleware must not care).
+    # The application honours a method override (the middleware must not care: threat model §3.2).
     _effective_method = req.headers.get("X-HTTP-Method-Override", req.method)
     if endpoint == "public" and "next" in req.GET:
-        # P30: an internal forward goes through the whole stack again, with the caller's credentials.
+        # An internal forward goes through the whole stack again, with the caller's credentials.
         inner = WebObRequest.blank(req.GET["next"])
         if "Authorization" in req.headers:
             inner.headers["Authorization"] = req.headers["Authorization"]
@@ -116,7 +116,7 @@ def webob_router_app(environ: dict[str, Any], start_response: Callable[..., Any]
 
 
 def protect(app: Callable[..., Iterable[bytes]], **options: Any) -> JWTMiddleware:
-    """``app`` behind the middleware as the catalogue configures it (protect /api and /admin)."""
+    """``app`` behind the middleware as the attack tests configure it (protect /api and /admin)."""
     options.setdefault("secret", SECRET)
     options.setdefault("protect", PROTECT)
     options.setdefault("authenticate", authenticate)

@@ -1,4 +1,4 @@
-"""Shared material for the adversarial suite (catalogue ``../shared/security-catalogue.md``).
+"""Shared material for the adversarial suite (the attacks of docs/threat-model.md).
 
 TEST-ONLY keys, secrets and passwords. Everything here builds attacks from raw bytes:
 :func:`RS`, :func:`PS`, :func:`ES`, :func:`ED` sign with ``cryptography`` directly (no PyJWT
@@ -37,7 +37,7 @@ H0 = {"alg": "HS256", "typ": "JWT"}
 STATS = {"socket_requests": 0, "hypothesis_examples": 0}
 
 
-# -- raw signers (the catalogue's RS(k,h,p) and friends) -------------------------------------------
+# -- raw signers: RS(key, header, payload) and friends ---------------------------------------------
 def _signing_input(header: dict[str, Any], payload: Any) -> bytes:
     return f"{J(header)}.{J(payload)}".encode()
 
@@ -137,7 +137,7 @@ def client_for(app: Any) -> BufferedClient:
 
 @pytest.fixture(params=["werkzeug", "webob"])
 def router(request: pytest.FixtureRequest) -> str:
-    """Which downstream app (catalogue §0): a Werkzeug Map, or WebOb on SCRIPT_NAME + PATH_INFO."""
+    """Which downstream app: a Werkzeug Map, or WebOb on SCRIPT_NAME + PATH_INFO."""
     return str(request.param)
 
 
@@ -178,7 +178,7 @@ def call(app: Any, environ: dict[str, Any]) -> tuple[int, bytes]:
     return int(seen[0].split()[0]), body
 
 
-# -- a listener that counts connections (no fetch of token-supplied URLs: T18, T19, T35, R13) ------
+# -- a listener that counts connections (no fetch of token-supplied URLs, threat model §4.1) ------
 class Listener:
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,8 +1,8 @@
-"""Catalogue §3: attacks on the login, refresh and logout endpoints (rows that apply today).
+"""Attacks on the login, refresh and logout endpoints (threat model §5, §7).
 
-Rate limits are checked within one process here (the memory store); the cross-process rows
-(L3, L37) are covered by the store tests and tests/test_lifecycle.py. The browser rows (L26–L34,
-L38) are in tests/test_browser.py (WSGI) and tests/test_browser_e2e.py (Chromium).
+Rate limits are checked within one process here (the memory store); limits and revocations
+across processes are covered by the store tests and tests/test_lifecycle.py. The browser attacks
+(threat model §6) are in tests/test_browser.py (WSGI) and tests/test_browser_e2e.py (Chromium).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def creds(username: str = "alice", password: str = ALICE_PASSWORD) -> dict[str, 
     return {"username": username, "password": password}
 
 
-# -- L1, L36 -----------------------------------------------------------------------------------------
-def test_L1_L36_valid_login() -> None:
+# -- a valid login -----------------------------------------------------------------------------------
+def test_valid_login_is_not_cached() -> None:
     client = fresh()
     response = post_json(client, creds())
     assert response.status_code == 200
@@ -60,8 +60,8 @@ def test_L1_L36_valid_login() -> None:
     assert refreshed.headers["Cache-Control"] == "no-store" and refreshed.headers["Pragma"] == "no-cache"
 
 
-# -- L2 over fresh connections, one process --------------------------------------------------------
-def test_L2_brute_force_one_user_over_new_connections() -> None:
+# -- brute force over fresh connections, one process -----------------------------------------------
+def test_brute_force_one_user_over_new_connections() -> None:
     server = start_dev_server(apps.protect(apps.werkzeug_router_app))
     try:
         statuses, retry_after = [], []
@@ -81,20 +81,20 @@ def test_L2_brute_force_one_user_over_new_connections() -> None:
         server.stop()
 
 
-def test_L4_password_spraying_many_users_one_address() -> None:
+def test_password_spraying_many_users_one_address() -> None:
     client = fresh(login_rate_limit="100/minute")  # per-address limit default: 20/minute
     statuses = [post_json(client, creds(f"user{i}", "Summer2024!")).status_code for i in range(50)]
     assert statuses == [401] * 20 + [429] * 30, statuses
 
 
-def test_L5_distributed_attempts_on_one_user() -> None:
+def test_distributed_attempts_on_one_user() -> None:
     client = fresh()
     statuses = [post_json(client, creds(password=f"guess{i}"), headers={"X-Forwarded-For": f"10.0.0.{i}"},
                           environ_overrides={"REMOTE_ADDR": f"192.0.2.{i}"}).status_code for i in range(20)]
     assert statuses == [401] * 5 + [429] * 15, statuses
 
 
-def test_L6_lockout_is_time_bounded() -> None:
+def test_lockout_is_time_bounded() -> None:
     client = fresh(login_rate_limit="2/1s")
     assert [post_json(client, creds(password="x")).status_code for _ in range(3)] == [401, 401, 429]
     locked = post_json(client, creds(), environ_overrides={"REMOTE_ADDR": "198.51.100.7"})
@@ -103,16 +103,16 @@ def test_L6_lockout_is_time_bounded() -> None:
     assert post_json(client, creds(), environ_overrides={"REMOTE_ADDR": "198.51.100.7"}).status_code == 200
 
 
-# -- L7, L8, L9: enumeration ---------------------------------------------------------------------------
+# -- user enumeration ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kwargs_known", "kwargs_unknown"),
     [
-        pytest.param({"json": creds(password="x")}, {"json": creds("nosuchuser", "x")}, id="L7-json"),
-        pytest.param({"data": creds(password="x")}, {"data": creds("nosuchuser", "x")}, id="L7-form"),
-        pytest.param({"json": creds("admin", "x")}, {"json": creds("Admin", "x")}, id="L7-case-variant"),
+        pytest.param({"json": creds(password="x")}, {"json": creds("nosuchuser", "x")}, id="json"),
+        pytest.param({"data": creds(password="x")}, {"data": creds("nosuchuser", "x")}, id="form"),
+        pytest.param({"json": creds("admin", "x")}, {"json": creds("Admin", "x")}, id="case-variant"),
     ],
 )
-def test_L7_wrong_credentials_are_byte_identical(kwargs_known: dict[str, Any], kwargs_unknown: dict[str, Any]) -> None:
+def test_wrong_credentials_are_byte_identical(kwargs_known: dict[str, Any], kwargs_unknown: dict[str, Any]) -> None:
     client = fresh()
     known, unknown = client.post(LOGIN, **kwargs_known), client.post(LOGIN, **kwargs_unknown)
     assert known.status_code == unknown.status_code == 401
@@ -120,7 +120,7 @@ def test_L7_wrong_credentials_are_byte_identical(kwargs_known: dict[str, Any], k
     assert sorted(known.headers.items()) == sorted(unknown.headers.items())
 
 
-SLOW_HASH = "pbkdf2:sha256:20000"  # slow enough that the hash dominates the request (L8)
+SLOW_HASH = "pbkdf2:sha256:20000"  # slow enough that the hash dominates the request
 
 
 def _users_file(tmp_path: Path, users: dict[str, str], method: str = FAST_HASH) -> str:
@@ -130,7 +130,7 @@ def _users_file(tmp_path: Path, users: dict[str, str], method: str = FAST_HASH) 
     return str(path)
 
 
-def test_L8_unknown_users_do_the_same_hash_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_users_do_the_same_hash_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     client = fresh(authenticate=None, users_file=_users_file(tmp_path, {"alice": ALICE_PASSWORD}, SLOW_HASH),
                    login_rate_limit="off", login_ip_rate_limit="off")
     work: list[tuple[str, int]] = []
@@ -148,7 +148,7 @@ def test_L8_unknown_users_do_the_same_hash_work(tmp_path: Path, monkeypatch: pyt
     assert known == work == [("sha256", 20000)]
 
 
-def test_L8_unknown_users_take_the_same_time(tmp_path: Path) -> None:
+def test_unknown_users_take_the_same_time(tmp_path: Path) -> None:
     client = fresh(authenticate=None, users_file=_users_file(tmp_path, {"alice": ALICE_PASSWORD}, SLOW_HASH),
                    login_rate_limit="off", login_ip_rate_limit="off")
     timings: dict[str, list[float]] = {"known": [], "unknown": []}
@@ -161,7 +161,7 @@ def test_L8_unknown_users_take_the_same_time(tmp_path: Path) -> None:
     assert 0.7 <= ratio <= 1.4, ratio
 
 
-def test_L9_unknown_users_are_rate_limited_the_same_way() -> None:
+def test_unknown_users_are_rate_limited_the_same_way() -> None:
     client = fresh()
     real = [post_json(client, creds(password=f"w{i}")) for i in range(7)]
     ghost = [post_json(client, creds("ghost", f"w{i}")) for i in range(7)]
@@ -170,9 +170,9 @@ def test_L9_unknown_users_are_rate_limited_the_same_way() -> None:
     assert set(real[-1].headers.keys()) == set(ghost[-1].headers.keys())
 
 
-# -- L10, L11, L13 over the wire ----------------------------------------------------------------------
+# -- body size and framing over the wire --------------------------------------------------------------
 @pytest.mark.parametrize("server", ["gunicorn-werkzeug", "devserver-webob"])
-def test_L10_declared_oversized_body_is_refused_before_reading(wire: Any, server: str) -> None:
+def test_declared_oversized_body_is_refused_before_reading(wire: Any, server: str) -> None:
     head = build_request("POST", LOGIN, [("Content-Type", JSON_CT), ("Content-Length", str(10 * 1024 * 1024))])
     with socket.create_connection(("127.0.0.1", wire.ports[server]), timeout=10) as sock:
         sock.sendall(head + b'{"username":"alice","password":"')  # then nothing more: the cap must answer
@@ -182,7 +182,7 @@ def test_L10_declared_oversized_body_is_refused_before_reading(wire: Any, server
 
 
 @pytest.mark.parametrize("server", ["gunicorn-werkzeug", "gunicorn-webob"])
-def test_L11_chunked_body_is_capped(wire: Any, server: str) -> None:
+def test_chunked_body_is_capped_over_the_wire(wire: Any, server: str) -> None:
     import select
 
     head = build_request("POST", LOGIN, [("Content-Type", JSON_CT), ("Transfer-Encoding", "chunked")])
@@ -208,12 +208,12 @@ def test_L11_chunked_body_is_capped(wire: Any, server: str) -> None:
 @pytest.mark.parametrize(
     "headers",
     [
-        pytest.param([("Content-Length", "4"), ("Transfer-Encoding", "chunked")], id="L13-cl-and-te"),
-        pytest.param([("Content-Length", "48"), ("Content-Length", "4")], id="L13-two-content-lengths"),
+        pytest.param([("Content-Length", "4"), ("Transfer-Encoding", "chunked")], id="cl-and-te"),
+        pytest.param([("Content-Length", "48"), ("Content-Length", "4")], id="two-content-lengths"),
     ],
 )
 @pytest.mark.parametrize("server", ["gunicorn-werkzeug", "devserver-werkzeug"])
-def test_L13_content_length_transfer_encoding_conflicts(wire: Any, server: str, headers: list[tuple[str, str]]) -> None:
+def test_content_length_transfer_encoding_conflicts(wire: Any, server: str, headers: list[tuple[str, str]]) -> None:
     body = json.dumps(creds("root", "P@ss-admin-!")).encode()
     chunked = hex(len(body))[2:].encode() + b"\r\n" + body + b"\r\n0\r\n\r\n"
     response = wire.send(server, build_request("POST", LOGIN, [("Content-Type", JSON_CT), *headers], chunked))
@@ -222,55 +222,55 @@ def test_L13_content_length_transfer_encoding_conflicts(wire: Any, server: str, 
         assert response.status == 400, str(response)
 
 
-# -- L14–L19: body bombs and type confusion ----------------------------------------------------------
+# -- body bombs and type confusion -------------------------------------------------------------------
 BODIES = [
-    pytest.param(b'{"username":' + b"[" * 100000 + b"]" * 100000 + b"}", JSON_CT, (400, 413), id="L14-nesting-100000"),
-    pytest.param(b'{"username":' + b"[" * 8000 + b"]" * 8000 + b"}", JSON_CT, (400,), id="L14-nesting-8000"),
+    pytest.param(b'{"username":' + b"[" * 100000 + b"]" * 100000 + b"}", JSON_CT, (400, 413), id="nesting-100000"),
+    pytest.param(b'{"username":' + b"[" * 8000 + b"]" * 8000 + b"}", JSON_CT, (400,), id="nesting-8000"),
     pytest.param(b'{"username":"alice","password":{"a":' * 2000 + b"1" + b"}" * 2000 + b"}", JSON_CT, (400, 413),
-                 id="L14-nested-objects"),
-    pytest.param(b'{"username":"alice","password":' + b"1" * 5000 + b"}", JSON_CT, (400,), id="L15-huge-integer"),
-    pytest.param(b'{"username":"alice","password":1e999999}', JSON_CT, (400,), id="L15-huge-float"),
-    pytest.param(b'{"username":"alice","password":-1e999999}', JSON_CT, (400,), id="L15-huge-negative-float"),
-    pytest.param(b'{"username":"alice","password":Infinity}', JSON_CT, (400,), id="L15-infinity"),
-    pytest.param(b'{"username":["alice"],"password":"x"}', JSON_CT, (400,), id="L16-username-list"),
-    pytest.param(b'{"username":{"$ne":null},"password":{"$ne":null}}', JSON_CT, (400,), id="L16-nosql-operators"),
-    pytest.param(b'{"username":"alice","password":true}', JSON_CT, (400,), id="L16-password-true"),
-    pytest.param(b'{"username":"alice","password":null}', JSON_CT, (400,), id="L16-password-null"),
-    pytest.param(b"null", JSON_CT, (400,), id="L16-null"),
-    pytest.param(b"[]", JSON_CT, (400,), id="L16-list"),
-    pytest.param(b'"str"', JSON_CT, (400,), id="L16-string"),
-    pytest.param(b"", JSON_CT, (400,), id="L16-empty-body"),
+                 id="nested-objects"),
+    pytest.param(b'{"username":"alice","password":' + b"1" * 5000 + b"}", JSON_CT, (400,), id="huge-integer"),
+    pytest.param(b'{"username":"alice","password":1e999999}', JSON_CT, (400,), id="huge-float"),
+    pytest.param(b'{"username":"alice","password":-1e999999}', JSON_CT, (400,), id="huge-negative-float"),
+    pytest.param(b'{"username":"alice","password":Infinity}', JSON_CT, (400,), id="infinity"),
+    pytest.param(b'{"username":["alice"],"password":"x"}', JSON_CT, (400,), id="username-list"),
+    pytest.param(b'{"username":{"$ne":null},"password":{"$ne":null}}', JSON_CT, (400,), id="nosql-operators"),
+    pytest.param(b'{"username":"alice","password":true}', JSON_CT, (400,), id="password-true"),
+    pytest.param(b'{"username":"alice","password":null}', JSON_CT, (400,), id="password-null"),
+    pytest.param(b"null", JSON_CT, (400,), id="json-null"),
+    pytest.param(b"[]", JSON_CT, (400,), id="json-list"),
+    pytest.param(b'"str"', JSON_CT, (400,), id="json-string"),
+    pytest.param(b"", JSON_CT, (400,), id="empty-body"),
     pytest.param(b'{"username":"bob","username":"alice","password":"P@ss-alice"}', JSON_CT, (400,),
-                 id="L17-duplicate-username"),
+                 id="duplicate-username"),
     pytest.param(b'{"username":"alice","password":"x","password":"P@ss-alice"}', JSON_CT, (400,),
-                 id="L17-duplicate-password"),
+                 id="duplicate-password"),
     pytest.param(b"username=bob&username=alice&password=P%40ss-alice", "application/x-www-form-urlencoded", (400,),
-                 id="L17-duplicate-form-field"),
-    pytest.param(b'\xff\xfe{"username":"alice","password":"x"}', JSON_CT, (400,), id="L18-not-utf8"),
-    pytest.param(b'{"username":"\\ud800","password":"x"}', JSON_CT, (400,), id="L18-lone-surrogate"),
-    pytest.param(b'{"username":"alice","password":"\\udfff"}', JSON_CT, (400,), id="L18-lone-surrogate-password"),
-    pytest.param(b'\xef\xbb\xbf{"username":"alice","password":"P@ss-alice"}', JSON_CT, (400,), id="L18-utf8-bom"),
+                 id="duplicate-form-field"),
+    pytest.param(b'\xff\xfe{"username":"alice","password":"x"}', JSON_CT, (400,), id="not-utf8"),
+    pytest.param(b'{"username":"\\ud800","password":"x"}', JSON_CT, (400,), id="lone-surrogate"),
+    pytest.param(b'{"username":"alice","password":"\\udfff"}', JSON_CT, (400,), id="lone-surrogate-password"),
+    pytest.param(b'\xef\xbb\xbf{"username":"alice","password":"P@ss-alice"}', JSON_CT, (400,), id="utf8-bom"),
     pytest.param('{"username":"alice","password":"P@ss-alice"}'.encode("utf-16"), "application/json; charset=utf-16",
-                 (415,), id="L18-utf16-body"),
-    pytest.param(b"username=%FF&password=x", "application/x-www-form-urlencoded", (400,), id="L18-form-not-utf8"),
+                 (415,), id="utf16-body"),
+    pytest.param(b"username=%FF&password=x", "application/x-www-form-urlencoded", (400,), id="form-not-utf8"),
     pytest.param(json.dumps({"username": "a" * (1024 * 1024), "password": "x"}).encode(), JSON_CT, (400, 413),
-                 id="L19-username-1MiB"),
+                 id="username-1MiB"),
     pytest.param(json.dumps({"username": "alice", "password": "x" * (1024 * 1024)}).encode(), JSON_CT, (400, 413),
-                 id="L19-password-1MiB"),
+                 id="password-1MiB"),
     pytest.param(json.dumps({"username": "a" * 300, "password": "x"}).encode(), JSON_CT, (400,),
-                 id="L19-username-300"),
+                 id="username-300"),
     pytest.param(json.dumps({"username": "alice", "password": "x" * 5000}).encode(), JSON_CT, (400,),
-                 id="L19-password-5000"),
-    pytest.param(b'{"username":"alice","password":"P@ss-alice"}', "text/plain", (415,), id="L21-text-plain"),
+                 id="password-5000"),
+    pytest.param(b'{"username":"alice","password":"P@ss-alice"}', "text/plain", (415,), id="text-plain"),
     pytest.param(b'{"username":"alice","password":"P@ss-alice"}', "text/plain; charset=utf-8", (415,),
-                 id="L21-text-plain-charset"),
+                 id="text-plain-charset"),
     pytest.param(b"--x\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice\r\n--x--\r\n",
-                 "multipart/form-data; boundary=x", (415,), id="L22-multipart"),
-    pytest.param(b'{"username":"alice","password":"P@ss-alice"}', None, (415,), id="L23-no-content-type"),
-    pytest.param(b'{"username":"alice","password":"P@ss-alice"}', "application/jsonx", (415,), id="L23-jsonx"),
+                 "multipart/form-data; boundary=x", (415,), id="multipart"),
+    pytest.param(b'{"username":"alice","password":"P@ss-alice"}', None, (415,), id="no-content-type"),
+    pytest.param(b'{"username":"alice","password":"P@ss-alice"}', "application/jsonx", (415,), id="jsonx"),
     pytest.param(b'{"username":"alice","password":"P@ss-alice"}', "application/json; charset=utf-16", (415,),
-                 id="L23-json-utf16-label"),
-    pytest.param(b'{"username":"alice","password":"P@ss-alice"}', "application/x-json", (415,), id="L23-x-json"),
+                 id="json-utf16-label"),
+    pytest.param(b'{"username":"alice","password":"P@ss-alice"}', "application/x-json", (415,), id="x-json"),
 ]
 
 
@@ -287,7 +287,7 @@ def test_bad_login_bodies(body: bytes, content_type: str | None, statuses: tuple
     json.loads(response.data)  # a fixed JSON error, not a traceback
 
 
-def test_L19_no_password_truncation(tmp_path: Path) -> None:
+def test_no_password_truncation(tmp_path: Path) -> None:
     long_password = "p" * 72 + "Z"  # 73 bytes; bcrypt would ignore the last one
     client = fresh(authenticate=None, users_file=_users_file(tmp_path, {"carol": long_password}))
     assert post_json(client, creds("carol", "p" * 72 + "Y")).status_code == 401
@@ -298,18 +298,18 @@ def test_L19_no_password_truncation(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param("\uff41\uff44\uff4d\uff49\uff4e", id="L20-fullwidth"),
-        pytest.param("Admin", id="L20-title-case"),
-        pytest.param("ADMIN", id="L20-upper-case"),
-        pytest.param("admin\u200b", id="L20-zero-width-space"),
-        pytest.param("adm\u0131n", id="L20-dotless-i"),
-        pytest.param("a\u0064min", id="L20-canonical-control"),
-        pytest.param(" admin", id="L20-leading-space"),
-        pytest.param("admin\u0000", id="L20-nul"),
-        pytest.param("\u0430dmin", id="L20-cyrillic-a"),
+        pytest.param("\uff41\uff44\uff4d\uff49\uff4e", id="fullwidth"),
+        pytest.param("Admin", id="title-case"),
+        pytest.param("ADMIN", id="upper-case"),
+        pytest.param("admin\u200b", id="zero-width-space"),
+        pytest.param("adm\u0131n", id="dotless-i"),
+        pytest.param("a\u0064min", id="canonical-control"),
+        pytest.param(" admin", id="leading-space"),
+        pytest.param("admin\u0000", id="nul"),
+        pytest.param("\u0430dmin", id="cyrillic-a"),
     ],
 )
-def test_L20_look_alike_usernames(name: str) -> None:
+def test_look_alike_usernames(name: str) -> None:
     client = fresh()
     response = post_json(client, creds(name, apps.ADMIN_USER_PASSWORD))
     if name == "admin":  # "a\u0064min" is plain "admin": the control row
@@ -323,17 +323,17 @@ def test_L20_look_alike_usernames(name: str) -> None:
     ("method", "target", "statuses"),
     [
         pytest.param("POST", LOGIN + "?username=alice&password=P%40ss-alice", (400, 415),
-                     id="L24-post-query-empty-body"),
-        pytest.param("GET", LOGIN + "?username=alice&password=P%40ss-alice", (405,), id="L24-get-query"),
-        pytest.param("GET", LOGIN, (405,), id="L25-get"),
-        pytest.param("PUT", LOGIN, (405,), id="L25-put"),
-        pytest.param("HEAD", LOGIN, (405,), id="L25-head"),
-        pytest.param("DELETE", LOGIN, (405,), id="L25-delete"),
-        pytest.param("GET", REFRESH, (405,), id="L25-get-refresh"),
-        pytest.param("GET", LOGOUT, (405,), id="L25-get-logout"),
+                     id="post-query-empty-body"),
+        pytest.param("GET", LOGIN + "?username=alice&password=P%40ss-alice", (405,), id="get-query"),
+        pytest.param("GET", LOGIN, (405,), id="get-login"),
+        pytest.param("PUT", LOGIN, (405,), id="put-login"),
+        pytest.param("HEAD", LOGIN, (405,), id="head-login"),
+        pytest.param("DELETE", LOGIN, (405,), id="delete-login"),
+        pytest.param("GET", REFRESH, (405,), id="get-refresh"),
+        pytest.param("GET", LOGOUT, (405,), id="get-logout"),
     ],
 )
-def test_L24_L25_query_credentials_and_methods(method: str, target: str, statuses: tuple[int, ...]) -> None:
+def test_query_credentials_and_methods(method: str, target: str, statuses: tuple[int, ...]) -> None:
     client = fresh()
     response = client.open(target, method=method, headers={"Accept": "application/json"})
     assert response.status_code in statuses, (response.status_code, response.data)
@@ -342,14 +342,14 @@ def test_L24_L25_query_credentials_and_methods(method: str, target: str, statuse
         assert response.headers["Allow"] == "POST"
 
 
-# -- L39, L40: refresh ---------------------------------------------------------------------------------
+# -- refresh -------------------------------------------------------------------------------------------
 def _tokens(client: Any, username: str = "alice", password: str = ALICE_PASSWORD) -> dict[str, Any]:
     response = post_json(client, creds(username, password))
     assert response.status_code == 200
     return dict(response.json)
 
 
-def test_L39_refresh_replay_and_rotation() -> None:
+def test_refresh_replay_and_rotation() -> None:
     clock = FakeClock(int(time.time()) - 1000.0)  # in the past: the verifier's clock is real
     client = fresh(clock=clock)
     tokens = _tokens(client)
@@ -364,7 +364,7 @@ def test_L39_refresh_replay_and_rotation() -> None:
     assert client.get("/api/me", headers=bearer(first.json["access_token"])).status_code == 401
 
 
-def test_L39_refresh_after_logout_expired_and_tampered() -> None:
+def test_refresh_after_logout_expired_and_tampered() -> None:
     client = fresh()
     tokens = _tokens(client)
     assert client.post(LOGOUT, headers=bearer(tokens["access_token"])).status_code == 204
@@ -384,7 +384,7 @@ def test_L39_refresh_after_logout_expired_and_tampered() -> None:
     assert client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]}).status_code == 200
 
 
-def test_L40_refresh_cannot_escalate(tmp_path: Path) -> None:
+def test_refresh_cannot_escalate(tmp_path: Path) -> None:
     client = fresh(authenticate=None, users_file=_users_file(tmp_path, {"alice": ALICE_PASSWORD}))
     tokens = _tokens(client)
     claims = jwt.decode(tokens["refresh_token"], SECRET, algorithms=["HS256"])
@@ -402,8 +402,8 @@ def test_L40_refresh_cannot_escalate(tmp_path: Path) -> None:
     assert fresh_claims["scope"] == "read" and "role" not in fresh_claims
 
 
-# -- L41: parallel correct logins ---------------------------------------------------------------------
-def test_L41_parallel_correct_logins() -> None:
+# -- parallel correct logins --------------------------------------------------------------------------
+def test_parallel_correct_logins() -> None:
     server = start_dev_server(apps.protect(apps.werkzeug_router_app))
     body = json.dumps(creds()).encode()
     try:
@@ -433,7 +433,7 @@ def test_endpoint_spellings_do_not_reach_the_app_unauthenticated(path: str) -> N
     assert CANARY_API not in response.data
 
 
-def test_R17_parallel_long_passwords_are_stopped_before_hashing() -> None:
+def test_parallel_long_passwords_are_stopped_before_hashing() -> None:
     calls: list[str] = []
     lock = threading.Lock()
 
@@ -454,7 +454,7 @@ def test_R17_parallel_long_passwords_are_stopped_before_hashing() -> None:
     assert len(calls) <= 5, len(calls)
 
 
-def test_L24_credentials_never_come_from_the_query_with_a_body() -> None:
+def test_credentials_never_come_from_the_query_with_a_body() -> None:
     client = fresh()
     response = client.post(LOGIN + "?username=alice&password=P%40ss-alice", json={"username": "root", "password": "x"})
     assert response.status_code == 401

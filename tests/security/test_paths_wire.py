@@ -1,14 +1,15 @@
-"""Catalogue §2, P1–P30, as raw HTTP bytes over real sockets.
+"""Path spellings (threat model §3), as raw HTTP bytes over real sockets.
 
 Every row goes, unnormalised, to four servers: gunicorn (2 sync workers, gunicorn's DEFAULT
 configuration, so ``SCRIPT_NAME`` headers from 127.0.0.1 are honoured) and Werkzeug's dev server,
 each serving (a) the Werkzeug ``Map`` router and (b) the WebOb router on ``SCRIPT_NAME + PATH_INFO``
 behind the middleware (``protect=["/api", "/admin"]``). No request carries a token.
 
-Expectations (catalogue §0): ``deny`` = 401 with a ``Bearer`` challenge; ``deny400`` = that or a 400;
+Expectations: ``deny`` = 401 with a ``Bearer`` challenge; ``deny400`` = that or a 400;
 ``nocanary`` = any status but 500, never the protected body; ``public`` = the public route is
-served. Every row is also NEVER-500 and NO-CANARY, except P19 where gunicorn itself answers its
-"500 Bad Request" (ConfigurationProblem) without calling the application, as the catalogue records.
+served. Every row is also never a 500 and never the protected body, except a ``SCRIPT_NAME`` header
+that is not a prefix of the path, to which gunicorn itself answers its "500 Bad Request"
+(ConfigurationProblem) without calling the application.
 """
 
 from __future__ import annotations
@@ -35,110 +36,110 @@ class Case:
     body: bytes = b""
 
 
-def row(rid: str, method: str, target: str | bytes, *headers: tuple[str, str], expect: str = "deny",
+def row(name: str, method: str, target: str | bytes, *headers: tuple[str, str], expect: str = "deny",
         gunicorn: str | None = None, devserver: str | None = None, body: bytes = b"") -> Any:
-    return pytest.param(Case(method, target, headers, expect, gunicorn, devserver, body), id=rid)
+    return pytest.param(Case(method, target, headers, expect, gunicorn, devserver, body), id=name)
 
 
 PREFLIGHT = (("Origin", "https://evil.example"), ("Access-Control-Request-Method", "DELETE"))
 
 ROWS = [
-    row("P1-admin", "GET", "/admin"),
-    row("P1-admin-panel", "GET", "/admin/panel"),
-    row("P1-api-me", "GET", "/api/me"),
-    row("P2-leading-double-slash", "GET", "//admin/panel"),
-    row("P2-leading-triple-slash", "GET", "///api/me"),
-    row("P2-double-slash-prefix-only", "GET", "//admin"),
-    row("P3-inner-double-slash-admin", "GET", "/admin//panel"),
-    row("P3-inner-double-slash-api", "GET", "/api//me"),
-    row("P4-encoded-leading-slash", "GET", "/%2Fadmin/panel"),
-    row("P4-encoded-inner-slash", "GET", "/admin%2Fpanel"),
-    row("P4-encoded-slash-lower-case", "GET", "/api%2fme"),
-    row("P4-two-encoded-slashes", "GET", "/%2F%2Fadmin/panel"),
-    row("P4-double-encoded-slash", "GET", "/admin%252Fpanel"),
-    row("P5-dot", "GET", "/./admin/panel"),
-    row("P5-dotdot", "GET", "/x/../admin/panel"),
-    row("P5-dotdot-from-public", "GET", "/public/../admin/panel"),
-    row("P6-encoded-dot", "GET", "/%2e/admin/panel"),
-    row("P6-encoded-dotdot-upper", "GET", "/%2E%2E/admin/panel"),
-    row("P6-encoded-dotdot-from-public", "GET", "/public/%2e%2e/admin/panel"),
-    row("P6-dotdot-encoded-slash", "GET", "/api/..%2fadmin"),
-    row("P7-dotdot-escapes-prefix-to-public", "GET", "/api/../public", expect="nocanary"),
-    row("P7-dotdot-escapes-prefix-to-admin", "GET", "/api/../admin/panel"),
-    row("P8-trailing-slash-prefix", "GET", "/admin/"),
-    row("P8-trailing-slash-route", "GET", "/admin/panel/"),
-    row("P8-trailing-dot", "GET", "/admin."),
-    row("P8-trailing-dot-segment", "GET", "/admin/panel/."),
-    row("P8-trailing-slash-api", "GET", "/api/me/"),
-    row("P9-upper-case", "GET", "/ADMIN/panel"),
-    row("P9-title-case", "GET", "/Admin/panel"),
-    row("P9-upper-case-api", "GET", "/API/me"),
-    row("P10-administrator-is-public", "GET", "/administrator", expect="public"),
-    row("P10-apiary-is-not-protected", "GET", "/apiary", expect="nocanary"),
-    row("P11-suffix-json", "GET", "/admin.json", expect="nocanary"),
-    row("P11-suffix-space", "GET", "/admin%20", expect="deny400"),
-    row("P11-suffix-nul", "GET", "/admin%00", expect="400"),
-    row("P11-suffix-nul-route", "GET", "/admin/panel%00", expect="400"),
-    row("P11-suffix-tab", "GET", "/admin%09", expect="deny400"),
-    row("P12-semicolon-param-prefix", "GET", "/api;x=1/me"),
-    row("P12-semicolon-empty-param", "GET", "/admin;/panel"),
-    row("P12-semicolon-suffix", "GET", "/api/me;.css"),
-    row("P13-encoded-backslash", "GET", "/%5cadmin/panel", expect="deny400"),
-    row("P13-raw-backslash", "GET", "/admin\\panel", expect="deny400"),
-    row("P14-fullwidth-A", "GET", "/%EF%BC%A1dmin/panel", expect="nocanary"),
-    row("P14-zero-width-space", "GET", "/ad%E2%80%8Bmin/panel", expect="nocanary"),
-    row("P14-a-acute", "GET", "/%C3%A1dmin", expect="nocanary"),
-    row("P14-raw-utf8-bytes", "GET", b"/\xef\xbc\xa1dmin/panel", expect="nocanary"),
-    row("P15-overlong-slash-2", "GET", "/%C0%AFadmin", expect="nocanary"),
-    row("P15-overlong-slash-3", "GET", "/%E0%80%AFadmin", expect="nocanary"),
-    row("P15-invalid-byte", "GET", "/%FF", expect="nocanary"),
-    row("P15-invalid-byte-in-prefix", "GET", "/admin/%FF/panel", expect="nocanary"),
-    row("P16-query-looks-like-path", "GET", "/public?/admin/panel", expect="public"),
-    row("P16-fragment-on-protected", "GET", "/admin/panel#x"),
-    row("P16-fragment-on-public", "GET", "/public#/admin", expect="public"),
-    row("P17-absolute-form-loopback", "GET", "http://127.0.0.1/admin/panel"),
-    row("P17-absolute-form-other-host", "GET", "http://evil.example/admin/panel"),
-    row("P17-absolute-form-api", "GET", "http://127.0.0.1/api/me"),
-    row("P18-script-name-admin", "GET", "/admin/panel", ("SCRIPT_NAME", "/admin")),
-    row("P18-script-name-partial-segment", "GET", "/admin/panel", ("SCRIPT_NAME", "/adm")),
-    row("P18-script-name-api", "GET", "/api/me", ("SCRIPT_NAME", "/api")),
-    row("P18-script-name-whole-path", "GET", "/api/me", ("SCRIPT_NAME", "/api/me")),
+    row("plain-admin", "GET", "/admin"),
+    row("plain-admin-panel", "GET", "/admin/panel"),
+    row("plain-api-me", "GET", "/api/me"),
+    row("leading-double-slash", "GET", "//admin/panel"),
+    row("leading-triple-slash", "GET", "///api/me"),
+    row("double-slash-prefix-only", "GET", "//admin"),
+    row("inner-double-slash-admin", "GET", "/admin//panel"),
+    row("inner-double-slash-api", "GET", "/api//me"),
+    row("encoded-leading-slash", "GET", "/%2Fadmin/panel"),
+    row("encoded-inner-slash", "GET", "/admin%2Fpanel"),
+    row("encoded-slash-lower-case", "GET", "/api%2fme"),
+    row("two-encoded-slashes", "GET", "/%2F%2Fadmin/panel"),
+    row("double-encoded-slash", "GET", "/admin%252Fpanel"),
+    row("dot-segment", "GET", "/./admin/panel"),
+    row("dotdot-segment", "GET", "/x/../admin/panel"),
+    row("dotdot-from-public", "GET", "/public/../admin/panel"),
+    row("encoded-dot", "GET", "/%2e/admin/panel"),
+    row("encoded-dotdot-upper", "GET", "/%2E%2E/admin/panel"),
+    row("encoded-dotdot-from-public", "GET", "/public/%2e%2e/admin/panel"),
+    row("dotdot-encoded-slash", "GET", "/api/..%2fadmin"),
+    row("dotdot-escapes-prefix-to-public", "GET", "/api/../public", expect="nocanary"),
+    row("dotdot-escapes-prefix-to-admin", "GET", "/api/../admin/panel"),
+    row("trailing-slash-prefix", "GET", "/admin/"),
+    row("trailing-slash-route", "GET", "/admin/panel/"),
+    row("trailing-dot", "GET", "/admin."),
+    row("trailing-dot-segment", "GET", "/admin/panel/."),
+    row("trailing-slash-api", "GET", "/api/me/"),
+    row("upper-case", "GET", "/ADMIN/panel"),
+    row("title-case", "GET", "/Admin/panel"),
+    row("upper-case-api", "GET", "/API/me"),
+    row("administrator-is-public", "GET", "/administrator", expect="public"),
+    row("apiary-is-not-protected", "GET", "/apiary", expect="nocanary"),
+    row("suffix-json", "GET", "/admin.json", expect="nocanary"),
+    row("suffix-space", "GET", "/admin%20", expect="deny400"),
+    row("suffix-nul", "GET", "/admin%00", expect="400"),
+    row("suffix-nul-route", "GET", "/admin/panel%00", expect="400"),
+    row("suffix-tab", "GET", "/admin%09", expect="deny400"),
+    row("semicolon-param-prefix", "GET", "/api;x=1/me"),
+    row("semicolon-empty-param", "GET", "/admin;/panel"),
+    row("semicolon-suffix", "GET", "/api/me;.css"),
+    row("encoded-backslash", "GET", "/%5cadmin/panel", expect="deny400"),
+    row("raw-backslash", "GET", "/admin\\panel", expect="deny400"),
+    row("fullwidth-A", "GET", "/%EF%BC%A1dmin/panel", expect="nocanary"),
+    row("zero-width-space", "GET", "/ad%E2%80%8Bmin/panel", expect="nocanary"),
+    row("a-acute", "GET", "/%C3%A1dmin", expect="nocanary"),
+    row("raw-utf8-bytes", "GET", b"/\xef\xbc\xa1dmin/panel", expect="nocanary"),
+    row("overlong-slash-2", "GET", "/%C0%AFadmin", expect="nocanary"),
+    row("overlong-slash-3", "GET", "/%E0%80%AFadmin", expect="nocanary"),
+    row("invalid-byte", "GET", "/%FF", expect="nocanary"),
+    row("invalid-byte-in-prefix", "GET", "/admin/%FF/panel", expect="nocanary"),
+    row("query-looks-like-path", "GET", "/public?/admin/panel", expect="public"),
+    row("fragment-on-protected", "GET", "/admin/panel#x"),
+    row("fragment-on-public", "GET", "/public#/admin", expect="public"),
+    row("absolute-form-loopback", "GET", "http://127.0.0.1/admin/panel"),
+    row("absolute-form-other-host", "GET", "http://evil.example/admin/panel"),
+    row("absolute-form-api", "GET", "http://127.0.0.1/api/me"),
+    row("script-name-admin", "GET", "/admin/panel", ("SCRIPT_NAME", "/admin")),
+    row("script-name-partial-segment", "GET", "/admin/panel", ("SCRIPT_NAME", "/adm")),
+    row("script-name-api", "GET", "/api/me", ("SCRIPT_NAME", "/api")),
+    row("script-name-whole-path", "GET", "/api/me", ("SCRIPT_NAME", "/api/me")),
     # The other direction: a SCRIPT_NAME header that *adds* a mount point in front of a protected path.
-    row("P18-script-name-prepended-admin", "GET", "/zzz/admin/panel", ("SCRIPT_NAME", "/zzz"), expect="nocanary"),
-    row("P18-script-name-prepended-api", "GET", "/x/api/me", ("SCRIPT_NAME", "/x"), expect="nocanary"),
-    row("P18-path-info-header", "GET", "/public", ("PATH_INFO", "/admin/panel"), expect="public"),
-    row("P19-script-name-not-a-prefix", "GET", "/admin/panel", ("SCRIPT_NAME", "/zzz"), gunicorn="gunicorn500"),
-    row("P20-mounted-under-app", "GET", "/app/admin/panel", ("SCRIPT_NAME", "/app"), devserver="nocanary"),
-    row("P20-mounted-double-slash", "GET", "/app//admin/panel", ("SCRIPT_NAME", "/app"), devserver="nocanary"),
-    row("P20-mounted-api", "GET", "/app/api/me", ("SCRIPT_NAME", "/app"), devserver="nocanary"),
-    row("P22-x-original-url", "GET", "/public", ("X-Original-URL", "/admin/panel"), expect="public"),
-    row("P22-x-rewrite-url", "GET", "/public", ("X-Rewrite-URL", "/admin/panel"), expect="public"),
-    row("P23-head-admin", "HEAD", "/admin/panel"),
-    row("P23-head-api", "HEAD", "/api/me"),
-    row("P24-cors-preflight-admin", "OPTIONS", "/admin/panel", *PREFLIGHT, expect="preflight"),
-    row("P24-cors-preflight-api", "OPTIONS", "/api/me", *PREFLIGHT, expect="preflight"),
-    row("P24-options-without-preflight-headers", "OPTIONS", "/admin/panel"),
-    row("P25-propfind", "PROPFIND", "/admin/panel"),
-    row("P25-trace", "TRACE", "/admin/panel"),
-    row("P25-foo", "FOO", "/admin/panel"),
-    row("P25-connect", "CONNECT", "/admin/panel", expect="deny400"),
-    row("P25-post", "POST", "/admin/panel", ("Content-Type", "text/plain"), body=b"x"),
-    row("P25-put", "PUT", "/api/me", ("Content-Type", "application/json"), body=b"{}"),
-    row("P25-delete", "DELETE", "/admin/panel"),
-    row("P25-patch", "PATCH", "/api/me"),
-    row("P26-method-override-header", "POST", "/admin/panel", ("X-HTTP-Method-Override", "DELETE"),
+    row("script-name-prepended-admin", "GET", "/zzz/admin/panel", ("SCRIPT_NAME", "/zzz"), expect="nocanary"),
+    row("script-name-prepended-api", "GET", "/x/api/me", ("SCRIPT_NAME", "/x"), expect="nocanary"),
+    row("path-info-header", "GET", "/public", ("PATH_INFO", "/admin/panel"), expect="public"),
+    row("script-name-not-a-prefix", "GET", "/admin/panel", ("SCRIPT_NAME", "/zzz"), gunicorn="gunicorn500"),
+    row("mounted-under-app", "GET", "/app/admin/panel", ("SCRIPT_NAME", "/app"), devserver="nocanary"),
+    row("mounted-double-slash", "GET", "/app//admin/panel", ("SCRIPT_NAME", "/app"), devserver="nocanary"),
+    row("mounted-api", "GET", "/app/api/me", ("SCRIPT_NAME", "/app"), devserver="nocanary"),
+    row("x-original-url", "GET", "/public", ("X-Original-URL", "/admin/panel"), expect="public"),
+    row("x-rewrite-url", "GET", "/public", ("X-Rewrite-URL", "/admin/panel"), expect="public"),
+    row("head-admin", "HEAD", "/admin/panel"),
+    row("head-api", "HEAD", "/api/me"),
+    row("cors-preflight-admin", "OPTIONS", "/admin/panel", *PREFLIGHT, expect="preflight"),
+    row("cors-preflight-api", "OPTIONS", "/api/me", *PREFLIGHT, expect="preflight"),
+    row("options-without-preflight-headers", "OPTIONS", "/admin/panel"),
+    row("method-propfind", "PROPFIND", "/admin/panel"),
+    row("method-trace", "TRACE", "/admin/panel"),
+    row("method-foo", "FOO", "/admin/panel"),
+    row("method-connect", "CONNECT", "/admin/panel", expect="deny400"),
+    row("method-post", "POST", "/admin/panel", ("Content-Type", "text/plain"), body=b"x"),
+    row("method-put", "PUT", "/api/me", ("Content-Type", "application/json"), body=b"{}"),
+    row("method-delete", "DELETE", "/admin/panel"),
+    row("method-patch", "PATCH", "/api/me"),
+    row("method-override-header", "POST", "/admin/panel", ("X-HTTP-Method-Override", "DELETE"),
         ("Content-Length", "0")),
-    row("P26-method-override-to-options", "POST", "/admin/panel", ("X-HTTP-Method-Override", "OPTIONS"),
+    row("method-override-to-options", "POST", "/admin/panel", ("X-HTTP-Method-Override", "OPTIONS"),
         *PREFLIGHT, ("Content-Length", "0")),
-    row("P26-method-override-form", "POST", "/admin/panel", ("Content-Type", "application/x-www-form-urlencoded"),
+    row("method-override-form", "POST", "/admin/panel", ("Content-Type", "application/x-www-form-urlencoded"),
         body=b"_method=DELETE"),
-    row("P27-lower-case-method", "get", "/admin/panel", gunicorn="400"),
-    row("P27-mixed-case-method", "Get", "/admin/panel", gunicorn="400"),
-    row("P28-options-asterisk", "OPTIONS", "*", expect="nocanary"),
-    row("P29-query", "GET", "/api/me?x=1"),
-    row("P29-empty-query", "GET", "/api/me?"),
-    row("P30-public-forwards-internally", "GET", "/public?next=/admin/panel", expect="nocanary"),
-    row("P30-public-forwards-double-slash", "GET", "/public?next=//admin/panel", expect="nocanary"),
+    row("lower-case-method", "get", "/admin/panel", gunicorn="400"),
+    row("mixed-case-method", "Get", "/admin/panel", gunicorn="400"),
+    row("options-asterisk", "OPTIONS", "*", expect="nocanary"),
+    row("protected-with-query", "GET", "/api/me?x=1"),
+    row("protected-with-empty-query", "GET", "/api/me?"),
+    row("public-forwards-internally", "GET", "/public?next=/admin/panel", expect="nocanary"),
+    row("public-forwards-double-slash", "GET", "/public?next=//admin/panel", expect="nocanary"),
 ]
 
 
@@ -169,7 +170,7 @@ def check(server: str, case: Case, response: Any) -> None:
         assert response.status == 200, detail
         assert response.body.startswith((apps.PUBLIC_BODY, apps.ADMINISTRATOR_BODY)), detail
     elif expect == "preflight":
-        # Catalogue P24: DENY, or a CORS-only 204 generated by the middleware that never invokes
+        # Threat model §3.3: DENY, or a CORS-only 204 generated by the middleware that never invokes
         # the application's handler.
         assert response.status in (204, 401), detail
     elif expect == "nocanary":
@@ -180,14 +181,14 @@ def check(server: str, case: Case, response: Any) -> None:
 
 @pytest.mark.parametrize("server", WIRE_SERVERS)
 @pytest.mark.parametrize("case", ROWS)
-def test_path_rows_over_the_wire(wire: Any, server: str, case: Case) -> None:
+def test_path_spellings_over_the_wire(wire: Any, server: str, case: Case) -> None:
     data = build_request(case.method, case.target, list(case.headers), case.body)
     response = wire.send(server, data, method=case.method.upper())
     check(server, case, response)
 
 
 @pytest.mark.parametrize("server", WIRE_SERVERS)
-def test_P10_P16_controls_with_a_token_over_the_wire(wire: Any, server: str) -> None:
+def test_controls_with_a_token_over_the_wire(wire: Any, server: str) -> None:
     """Positive controls: the canaries are reachable with a valid token (so NO-CANARY means something)."""
     from tests.conftest import bearer, mint
 
@@ -199,18 +200,18 @@ def test_P10_P16_controls_with_a_token_over_the_wire(wire: Any, server: str) -> 
     assert public.status == 200 and public.body.startswith(apps.PUBLIC_BODY)
 
 
-# -- P21 (ProxyFix in front), in-process -------------------------------------------------------------
+# -- X-Forwarded-Prefix (ProxyFix in front), in-process ----------------------------------------------
 @pytest.mark.parametrize(
     ("target", "prefix"),
     [
-        pytest.param("/panel", "/admin", id="P21-prefix-completes-protected-path"),
-        pytest.param("/me", "/api", id="P21-prefix-completes-api"),
-        pytest.param("/in/panel", "/adm", id="P21-prefix-partial-segment"),
-        pytest.param("/admin/panel", "/x", id="P21-prefix-prepended-admin"),
-        pytest.param("/api/me", "/mount", id="P21-prefix-prepended-api"),
+        pytest.param("/panel", "/admin", id="prefix-completes-protected-path"),
+        pytest.param("/me", "/api", id="prefix-completes-api"),
+        pytest.param("/in/panel", "/adm", id="prefix-partial-segment"),
+        pytest.param("/admin/panel", "/x", id="prefix-prepended-admin"),
+        pytest.param("/api/me", "/mount", id="prefix-prepended-api"),
     ],
 )
-def test_P21_x_forwarded_prefix_through_proxyfix(router: str, target: str, prefix: str) -> None:
+def test_x_forwarded_prefix_through_proxyfix(router: str, target: str, prefix: str) -> None:
     stack = ProxyFix(apps.protect(apps.APPS[router]), x_for=1, x_proto=1, x_host=1, x_prefix=1)
     client = client_for(stack)
     response = client.get(target, headers={"X-Forwarded-Prefix": prefix})
@@ -218,7 +219,7 @@ def test_P21_x_forwarded_prefix_through_proxyfix(router: str, target: str, prefi
     assert response.status_code != 500
 
 
-def test_P10_prefix_configured_with_trailing_slash_covers_the_bare_prefix(router: str) -> None:
+def test_prefix_configured_with_trailing_slash_covers_the_bare_prefix(router: str) -> None:
     client = client_for(apps.protect(apps.APPS[router], protect=["/admin/", "/api/"]))
     for path in ("/admin", "/admin/panel", "/api/me"):
         response = client.get(path)

@@ -272,7 +272,7 @@ mounts = st.one_of(st.sampled_from(["", "/x", "/app", "/admin", "/api", "/adm", 
                                                            "/panel", "/me", "in/panel", ""]), server_paths()),
        stack=st.sampled_from(sorted(STACKS)))
 def test_script_name_never_exposes_a_canary(script_name: str, path: str, stack: str) -> None:
-    """Catalogue P18/P20/P21: whatever SCRIPT_NAME a proxy (or a client gunicorn trusts) sets."""
+    """Whatever SCRIPT_NAME a proxy (or a client gunicorn trusts) sets (threat model §3.2, §10.2)."""
     STATS["hypothesis_examples"] += 1
     status, body = _get(stack, path, {}, script_name=script_name)
     assert status != 500

@@ -1,4 +1,4 @@
-"""Issue 6 item 6 / catalogue L35: no token, password or secret in any log line or response.
+"""Issue 6 item 6 / threat model §9.2: no token, password or secret in any log line or response.
 
 One full run — logins (good, wrong, unknown, rate-limited), API calls, refresh, refresh reuse,
 logout, and a batch of attacks (forged, expired, revoked, query and cookie tokens, bad bodies, an

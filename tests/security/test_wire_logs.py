@@ -1,6 +1,6 @@
 """After the wire tests (this module runs last): no worker crashed, no traceback was logged.
 
-Catalogue NEVER-500 includes "no worker crash": gunicorn logs ``Traceback`` for an unhandled
+"Never a 500" includes "no worker crash": gunicorn logs ``Traceback`` for an unhandled
 exception and boots a replacement worker after a crash or timeout.
 """
 
