@@ -25,7 +25,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check jwt_wsgi tests examples
+	$(VENV)/bin/ruff check jwt_wsgi tests examples bench
 	$(VENV)/bin/mypy
 
 clean:

@@ -266,7 +266,8 @@ def test_every_login_mints_a_fresh_session(browser):
     ("accept", "html"),
     [
         ("text/html", True), ("text/html,application/xhtml+xml,*/*;q=0.8", True), ("*/*", False),
-        ("application/json", False), ("application/json, text/html", False), ("text/html;q=0.5, application/json", False),
+        ("application/json", False), ("application/json, text/html", False),
+        ("text/html;q=0.5, application/json", False),
         ("text/*", False), ("text/html;q=bogus", False), ("", False),
     ],
 )

@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from jwt_wsgi import ConfigurationError
-
 from tests.conftest import ADMIN_PASSWORD, ALICE_PASSWORD, OTHER_SECRET, SECRET, BufferedClient, mint
 from tests.servers import (
     GUNICORN,

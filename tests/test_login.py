@@ -251,7 +251,8 @@ def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(make_client):
                           trusted_proxies=["127.0.0.1"])
     for i in range(3):
         response = trusted.post(LOGIN, json={"username": f"u{i}", "password": "x"},
-                                headers={"X-Forwarded-For": f"10.0.0.{i}"}, environ_overrides={"REMOTE_ADDR": "127.0.0.1"})
+                                headers={"X-Forwarded-For": f"10.0.0.{i}"},
+                                environ_overrides={"REMOTE_ADDR": "127.0.0.1"})
     assert response.status_code == 401
 
 

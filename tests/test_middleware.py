@@ -17,11 +17,11 @@ from jwt_wsgi import ConfigurationError, JWTMiddleware, get_claims
 
 from .conftest import (
     CANARY_API,
+    HS,
     OTHER_SECRET,
     SECRET,
-    HS,
-    J,
     BufferedClient,
+    J,
     b64,
     bearer,
     canary_app,
@@ -36,7 +36,8 @@ H0 = {"alg": "HS256", "typ": "JWT"}
 
 def _rsa_pem():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key, key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key, public
 
 
 ATTACKER_RSA, ATTACKER_PUB = _rsa_pem()
@@ -279,7 +280,8 @@ def test_cookie_and_query_sources(make_client):
     other = mint(jti="other")
     assert client.get("/api/me", headers=bearer(token),
                       environ_overrides=cookie(f"access_token={other}")).status_code == 400
-    assert client.get("/api/me", environ_overrides=cookie(f"access_token={token}; access_token={other}")).status_code == 400
+    two_cookies = cookie(f"access_token={token}; access_token={other}")
+    assert client.get("/api/me", environ_overrides=two_cookies).status_code == 400
     assert client.get(f"/api/me?access_token={token}&access_token={other}").status_code == 400
 
 

@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     "argv",
     [
-        pytest.param([str(BIN / "ruff"), "check", "jwt_wsgi", "examples"], id="ruff"),
+        pytest.param([str(BIN / "ruff"), "check", "jwt_wsgi", "tests", "examples", "bench"], id="ruff"),
         pytest.param([str(BIN / "mypy")], id="mypy-strict"),
     ],
 )

@@ -230,7 +230,8 @@ def test_asymmetric_key_checks(tmp_path):
         JWTMiddleware(canary_app, algorithm="RS256", private_key=small_priv)
     with pytest.raises(ConfigurationError, match="does not belong"):
         JWTMiddleware(canary_app, algorithm="RS256", private_key=ok_priv,
-                      public_key=_write_pair(tmp_path, rsa.generate_private_key(public_exponent=65537, key_size=2048), "other")[1])
+                      public_key=_write_pair(tmp_path, rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                                             "other")[1])
     with pytest.raises(ConfigurationError, match="needs an RSA key"):
         JWTMiddleware(canary_app, algorithm="RS256", private_key=ec_priv)
     with pytest.raises(ConfigurationError, match="secp384r1"):

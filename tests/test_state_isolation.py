@@ -114,7 +114,8 @@ def test_serve_with_workers_keeps_apps_apart(tmp_path: Path, project: Path) -> N
                 [JWT_WSGI, "serve", "myapp:hello", "--bind", "127.0.0.1:{port}", "--workers", "2",
                  "--protect", "/api"], env=env, log_dir=tmp_path, name=name, ready_path="/", cwd=project))
         said = {name: server.stderr_path.read_text() for name, server in servers.items()}
-        files = {name: next(word for word in text.split() if word.startswith("sqlite:///")) for name, text in said.items()}
+        files = {name: next(word for word in text.split() if word.startswith("sqlite:///"))
+                 for name, text in said.items()}
         assert files["one"] != files["two"], files
         assert all(SECRET not in f and OTHER_SECRET not in f for f in files.values())
         for server in servers.values():

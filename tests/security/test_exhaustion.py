@@ -14,7 +14,6 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import jwt
 import pytest
 
 from tests.conftest import ALICE_PASSWORD, CANARY_API, HS, J, b64

@@ -16,13 +16,12 @@ bounded and reproducible in CI.
 
 from __future__ import annotations
 
-import os
-
 import base64
 import binascii
 import hashlib
 import hmac
 import json
+import os
 import time
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
