@@ -1,13 +1,14 @@
 # One command each on a fresh machine with Python 3.11+ and make:
 #   make demo   -- run the demo (an example app behind the middleware, with curl lines to try)
 #   make test   -- run the whole test suite
+#   make test-fast -- the inner loop: every test that starts no server (pytest -m 'not slow')
 #   make bench  -- run the benchmarks (see bench/README.md)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test test-fast bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m 'not slow'
 
 bench: $(STAMP)
 	$(PY) -m bench
