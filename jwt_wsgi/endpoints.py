@@ -1,5 +1,5 @@
 """The endpoints the middleware mounts: login (an RFC 6749 token endpoint), refresh, logout,
-revocation (RFC 7009), JWKS.
+revocation (RFC 7009), JWKS, and the health check (see :mod:`jwt_wsgi.health`).
 
 These are cold paths: clarity over speed. Request bodies are read only up to ``max_body_size``
 (also with chunked transfer encoding), parsed strictly (one content type, UTF-8, no duplicate
@@ -315,6 +315,7 @@ class Endpoints:
         authenticate: Authenticate | None,
         jwks: dict[str, Any] | None,
         clock: Callable[[], float] = time.time,
+        health: Callable[[dict[str, Any], StartResponse], list[bytes]] | None = None,
     ) -> None:
         self.settings = settings
         self.issuer = issuer
@@ -327,6 +328,7 @@ class Endpoints:
         self.trusted = frozenset(settings.trusted_proxies)
         self.refresh_enabled = settings.refresh_path is not None
         self.jwks_body = json.dumps(jwks, separators=(",", ":")).encode() if jwks else None
+        self.health = health
         # Browser sign-in needs somewhere to keep the token: the cookie source.
         self.browser = "cookie" in settings.token_sources and settings.login_path is not None
         self.page = LoginPage(settings.login_template, settings.login_path or "/") if self.browser else None
@@ -344,6 +346,8 @@ class Endpoints:
             table[s.revocation_path] = self.revoke
         if s.jwks_path and self.jwks_body is not None:
             table[s.jwks_path] = self.jwks
+        if s.health_path and self.health is not None:
+            table[s.health_path] = self.health
         return table
 
     # -- login ---------------------------------------------------------------------------------

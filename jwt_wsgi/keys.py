@@ -404,6 +404,12 @@ class KeyRing:
             remote.refresh_if_due()
         return self.version
 
+    def ready(self) -> bool:
+        """Whether every key source can verify now: static keys always; a remote JWK Set once
+        usable keys were fetched (see :meth:`RemoteKeySet.ready`, which may fetch when there
+        are none yet)."""
+        return all(remote.ready() for remote in self.remotes)
+
     @property
     def verifies(self) -> bool:
         """Whether this middleware has keys of its own (not only other issuers')."""

@@ -34,6 +34,7 @@ from .errors import (
     StoreUnavailable,
     UserNotFound,
 )
+from .health import Health
 from .keys import KeyRing
 from .paths import BadPath, ExactSet, PrefixSet, fold, readings
 from .responses import ErrorRenderer, StartResponse
@@ -81,7 +82,7 @@ class JWTMiddleware:
     Requests under a ``protect`` prefix (everything, by default) need a valid token; the
     application then finds the verified claims in ``environ["jwt_wsgi.claims"]`` and the ``sub``
     claim in ``REMOTE_USER``. Elsewhere a valid token still fills in the claims and an invalid
-    one is ignored. The login, refresh, logout, revocation and JWKS endpoints are answered by the middleware.
+    one is ignored. The login, refresh, logout, revocation, JWKS and health endpoints are answered by the middleware.
 
     .. code-block:: python
 
@@ -127,6 +128,7 @@ class JWTMiddleware:
             authenticate=authenticate,
             jwks=self.keys.jwks(),
             clock=clock,
+            health=Health(self.keys, lambda: self.store, clock) if s.health_path else None,
         )
         self._routes_table = self.endpoints.routes()
         if s.login_path and self.issuer is not None and authenticate is None:

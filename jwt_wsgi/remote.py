@@ -194,6 +194,21 @@ class RemoteKeySet:
         if state.loaded and state.expires <= self.clock():
             self._refresh(wait=False)
 
+    def ready(self) -> bool:
+        """Whether usable keys are in hand: a set fetched at least once, with a key that fits.
+
+        For a health check. With keys in hand nothing is fetched (a due refresh is left to the
+        tokens); without, one fetch is tried, cooldown permitting (waiting for one under way),
+        so a new worker becomes ready without waiting for a token, and a flood of checks
+        costs at most one fetch per ``cooldown`` seconds.
+        """
+        if not self._state.prints:
+            try:
+                self._refresh(wait=True)
+            except ServiceUnavailable:
+                return False
+        return bool(self._state.prints)
+
     def probe(self) -> tuple[str, int]:
         """Fetch now, discovery included, whatever the cache and the cooldown say (for
         ``jwt-wsgi check``); the cached keys are left alone.

@@ -546,6 +546,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "logout_path": _path_option,
     "revocation_path": _path_option,
     "jwks_path": _path_option,
+    "health_path": _path_option,
     "cors_preflight": _bool,
     "token_sources": _str_list,
     "header_name": lambda o, v: str(v).strip(),
@@ -613,6 +614,7 @@ class Settings:
     logout_path: str | None = "/auth/logout"
     revocation_path: str | None = "/auth/revoke"  # RFC 7009
     jwks_path: str | None = "/.well-known/jwks.json"
+    health_path: str | None = None  # off: a probe endpoint answered without a token
     cors_preflight: bool = True
     # token sources
     token_sources: tuple[str, ...] = ("header",)
@@ -885,14 +887,15 @@ class Settings:
                 _check_absolute(option, prefix)
         for prefix in self.scopes:
             _check_absolute("scopes", prefix)
-        endpoints = ("login_path", "refresh_path", "logout_path", "revocation_path", "jwks_path")
+        endpoints = ("login_path", "refresh_path", "logout_path", "revocation_path", "jwks_path", "health_path")
         for option in endpoints:
             path = getattr(self, option)
             if path is not None:
                 _check_absolute(option, path)
         mounted = [p for p in (getattr(self, option) for option in endpoints) if p]
         if len(set(mounted)) != len(mounted):
-            raise ConfigurationError("login_path", "login, refresh, logout, revocation and jwks paths must differ")
+            raise ConfigurationError("login_path",
+                                     "login, refresh, logout, revocation, jwks and health paths must differ")
 
     def _validate_sources(self) -> None:
         if not self.token_sources:
