@@ -417,6 +417,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _check_bind(args.bind)
     threads = _serve_threads(args)
+    if args.app is None and not args.forward_auth:
+        _fail("serve needs MODULE:APP, the WSGI application to wrap (or --forward-auth to serve only the verifier)")
     overrides: dict[str, Any] = {}
     if args.protect:
         overrides["protect"] = args.protect
@@ -425,19 +427,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.store:
         overrides["store"] = args.store
     settings = load_settings(args.config, **overrides)
+    if args.forward_auth and settings.verify_path is None:
+        overrides["verify_path"] = "/verify"
+        settings = load_settings(args.config, **overrides)
+    label = args.app or "forward-auth"
     if args.workers > 1 and settings.store.startswith("memory:") and not args.store and not _store_configured(args):
         from .state import default_store_url
 
         # A file of this application's own: another app served from the same host must never
         # share its revocations or lock its users out.
-        settings = load_settings(args.config, **overrides, store=default_store_url(args.app, settings))
+        settings = load_settings(args.config, **overrides, store=default_store_url(label, settings))
         print(f"{PROG}: {args.workers} workers share revocations and rate limits in {settings.store}", file=sys.stderr)
     _refuse_memory_store(settings, args.workers)
-    app = JWTMiddleware(import_app(args.app), settings)
+    app = JWTMiddleware(import_app(args.app) if args.app else _not_found, settings)
     _ping(app)
     run(app, gunicorn_options(args.bind, args.workers, worker_class=args.worker_class, threads=threads,
                               timeout=args.timeout, trusted_proxies=settings.trusted_proxies))
     return 0
+
+
+def _not_found(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The application behind ``serve --forward-auth``: the verifier and the endpoints are all there is."""
+    start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "10")])
+    return [b"Not Found\n"]
 
 
 def _store_configured(args: argparse.Namespace) -> bool:
@@ -544,8 +556,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="wrap an existing WSGI app and serve it with gunicorn")
-    p.add_argument("app", metavar="MODULE:APP", help="the WSGI application to wrap, e.g. myapp:application")
+    p.add_argument("app", metavar="MODULE:APP", nargs="?",
+                   help="the WSGI application to wrap, e.g. myapp:application (none with --forward-auth)")
     p.add_argument("--config", metavar="FILE", help="TOML options (default: JWT_WSGI_* variables)")
+    p.add_argument("--forward-auth", action="store_true",
+                   help="answer a proxy's auth_request/ForwardAuth at verify_path (default /verify); "
+                        "without MODULE:APP, every other path is 404")
     p.add_argument("--bind", default="127.0.0.1:8000", metavar="HOST:PORT",
                    help="address to listen on (default: %(default)s)")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes (default: %(default)s)")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from .browser import (
     CSRF_COOKIE,
@@ -62,6 +65,10 @@ _MAX_ROUTES = 4096
 _MAX_CLEAN_KEYS = 4096  # environ keys known not to be ours (clients choose header names: bounded)
 _BEARER_PREFIXES = frozenset({"Bearer ", "bearer ", "BEARER "})
 _GENERIC_500 = b'{"error":"internal_error","message":"Internal server error"}'
+_METHOD = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,1024}")
+# What the proxy tells the verifier about the request it holds: nginx auth_request, Traefik ForwardAuth.
+_ORIGINAL = (("HTTP_X_ORIGINAL_URI", "HTTP_X_ORIGINAL_METHOD"), ("HTTP_X_FORWARDED_URI", "HTTP_X_FORWARDED_METHOD"))
 
 
 class Route(NamedTuple):
@@ -131,6 +138,10 @@ class JWTMiddleware:
             health=Health(self.keys, lambda: self.store, clock) if s.health_path else None,
         )
         self._routes_table = self.endpoints.routes()
+        if s.verify_path:
+            if s.verify_path in self._routes_table:
+                raise ConfigurationError("verify_path", f"{s.verify_path!r} is already the path of another endpoint")
+            self._routes_table[s.verify_path] = self._forward_auth
         if s.login_path and self.issuer is not None and authenticate is None:
             log.warning("login_path %s is not mounted: neither users_file nor authenticate is configured "
                         "(set login_path=None if tokens are issued elsewhere)", s.login_path)
@@ -563,6 +574,90 @@ class JWTMiddleware:
             start_response("204 No Content", kept)
         else:
             start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "0"), *kept])
+        return []
+
+    # -- forward auth ------------------------------------------------------------------------
+    def _forward_auth(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """``verify_path``: the decision this middleware would make for the proxy's original request.
+
+        The proxy names the request in ``X-Original-URI``/``X-Original-Method`` (nginx
+        ``auth_request``) or ``X-Forwarded-Uri``/``X-Forwarded-Method`` (Traefik ``ForwardAuth``);
+        the path is routed and the token checked exactly as for a request made here. Allowed: 200
+        with the configured claims as headers; refused: the same 401/403/400 as the middleware's.
+        Those headers are believed only because this path must be reachable from the proxy alone.
+        """
+        try:
+            original = self._original_request(environ)
+        except AuthError as error:
+            return self._respond(error, start_response)
+        route = self._routes.get((original["SCRIPT_NAME"], original["PATH_INFO"]))
+        if route is None:
+            route = self._route(original["SCRIPT_NAME"], original["PATH_INFO"])
+        if route.endpoint is not None:  # the middleware answers it itself, with no token required
+            return self._allow(None, start_response)
+        try:
+            answer = self._authenticate(original, route)
+        except AuthError as error:
+            if isinstance(error, StoreUnavailable):
+                log.warning("store unavailable: %s", error)
+            return self._respond(error, start_response)
+        except Exception:
+            log.exception("jwt_wsgi failed while verifying a forwarded request")
+            return self._respond(InternalError(), start_response)
+        if answer is not None and answer != self._preflight:
+            return answer(original, start_response)  # the sign-in redirect of a browser page
+        # An anonymous CORS preflight, a path outside protect, or a granted request.
+        return self._allow(original.get(CLAIMS_KEY), start_response)
+
+    def _original_request(self, environ: dict[str, Any]) -> dict[str, Any]:
+        """A WSGI environ for the request the proxy holds: its method, path and query, our headers.
+
+        :raises InvalidRequest: no original URI or method, two that disagree, or a malformed one.
+        """
+        named = {(environ.get(uri_key), environ.get(method_key)) for uri_key, method_key in _ORIGINAL}
+        named.discard((None, None))
+        if len(named) != 1:
+            # Both spellings, differing: one of them came from the client through the proxy.
+            raise InvalidRequest("Name the original request in X-Original-URI and X-Original-Method "
+                                 "or X-Forwarded-Uri and X-Forwarded-Method" if not named else
+                                 "The forwarded request headers disagree")
+        uri, method = named.pop()
+        if not isinstance(uri, str) or not isinstance(method, str) or not _METHOD.fullmatch(method):
+            raise InvalidRequest("The original request's method or URI is missing or malformed")
+        if not uri.startswith("/"):
+            parts = urlsplit(uri) if "://" in uri else None
+            if parts is None or not parts.scheme or not parts.netloc:
+                raise InvalidRequest("The original request URI is malformed")
+            uri = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        path, _, query = uri.partition("?")
+        path = path.partition("#")[0]
+        original = {key: value for key, value in environ.items()
+                    if key.startswith("HTTP_") or key.startswith("wsgi.") or key in ("SERVER_NAME", "SERVER_PORT",
+                                                                                 "SERVER_PROTOCOL", "REMOTE_ADDR")}
+        # As a WSGI server hands a request over: the path percent-decoded once, as Latin-1 characters.
+        original.update({"REQUEST_METHOD": method, "SCRIPT_NAME": "",
+                         "PATH_INFO": unquote_to_bytes(path).decode("latin-1"), "QUERY_STRING": query,
+                         "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b"")})
+        host = environ.get("HTTP_X_FORWARDED_HOST")
+        if isinstance(host, str) and host:
+            original["HTTP_HOST"] = host
+        proto = environ.get("HTTP_X_FORWARDED_PROTO")
+        if proto in ("http", "https"):
+            original["wsgi.url_scheme"] = proto
+        return original
+
+    def _allow(self, claims: Mapping[str, Any] | None, start_response: StartResponse) -> list[bytes]:
+        headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "0"),
+                   ("Cache-Control", "no-store")]
+        if claims is not None:
+            for claim, header in self.settings.verify_claim_headers.items():
+                value = claims.get(claim)
+                if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                    continue  # objects, lists and booleans have no single header spelling
+                text = str(value)
+                if _HEADER_VALUE.fullmatch(text):  # printable ASCII only: nothing to split a header with
+                    headers.append((header, text))
+        start_response("200 OK", headers)
         return []
 
     def _to_login(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:

@@ -269,6 +269,46 @@ def _path_option(option: str, value: Any) -> str | None:
     return _optional_str(option, value)
 
 
+_OWN_HEADERS = frozenset({"cache-control", "connection", "content-length", "content-type", "location",
+                          "set-cookie", "transfer-encoding", "vary", "www-authenticate"})
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+
+
+def _claim_headers(option: str, value: Any) -> dict[str, str]:
+    """``verify_claim_headers``: claim name -> response header name (``sub=X-Auth-User,email=X-Auth-Email``)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            import json
+
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ConfigurationError(option, "is not valid JSON") from None
+        else:
+            pairs: dict[str, Any] = {}
+            for item in _str_list(option, text):
+                claim, sep, header = item.partition("=")
+                if not sep:
+                    raise ConfigurationError(option, f"expected 'claim=Header-Name', got {item!r}")
+                pairs[claim.strip()] = header.strip()
+            value = pairs
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(option, "expected a mapping of claim name to response header name")
+    result: dict[str, str] = {}
+    for claim, header in value.items():
+        if not isinstance(claim, str) or not claim or not isinstance(header, str) or not _HEADER_NAME.fullmatch(header):
+            raise ConfigurationError(option, f"{claim!r}: {header!r} is not a claim name and an HTTP header name")
+        if header.lower() in _OWN_HEADERS:
+            raise ConfigurationError(option, f"{header!r} is a header the verifier's answer sets itself")
+        if header.lower() in {h.lower() for h in result.values()}:
+            raise ConfigurationError(option, f"header {header!r} is named twice")
+        result[claim] = header
+    return result
+
+
 # -- keys for rotation, and other issuers (``keys``, ``jwks_url``, ``providers``) -----------------
 # A kid is only a lookup key: printable ASCII without spaces, bounded (no paths or queries are
 # ever built from it, but a tidy alphabet keeps logs and configuration unambiguous).
@@ -569,6 +609,8 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "max_body_size": _int,
     "token_cache_size": _int,
     "allow_weak_secret": _bool,
+    "verify_path": _path_option,
+    "verify_claim_headers": _claim_headers,
 }
 
 # The longest refresh_reuse_interval: a stolen copy of a used refresh token gets the successor
@@ -642,6 +684,9 @@ class Settings:
     max_body_size: int = 16384
     token_cache_size: int = 4096
     allow_weak_secret: bool = False
+    # forward auth (nginx auth_request, Traefik ForwardAuth): off unless a path is set
+    verify_path: str | None = None
+    verify_claim_headers: Mapping[str, str] = field(default_factory=lambda: {"sub": "X-Auth-User"})
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -720,6 +765,8 @@ class Settings:
         self._validate_paths()
         self._validate_sources()
         self._validate_misc()
+        if self.verify_path is not None:
+            _check_absolute("verify_path", self.verify_path)
 
     def _validate_keys(self) -> None:
         alg = self.algorithm
@@ -952,7 +999,7 @@ class Settings:
             elif isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
-                value = {k: list(v) for k, v in value.items()}
+                value = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
             view[name] = value
         return view
 
