@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+
 import pytest
 
 from ._services import unavailable
