@@ -168,3 +168,10 @@ def test_the_verifier_alone_answers_nothing_else(front):
     assert get(base, "/elsewhere").status == 404  # the 404 app behind the verifier
     assert get(base, "/api/x").status == 401
     assert get(base, "/api/x", headers={"Authorization": f"Bearer {mint()}"}).status == 404
+
+
+def test_serve_without_an_app_needs_forward_auth(tmp_path):
+    from .test_cli import assert_user_error, run
+
+    line = assert_user_error(run("serve", "--bind", "127.0.0.1:1", cwd=tmp_path), "MODULE:APP")
+    assert "--forward-auth" in line
