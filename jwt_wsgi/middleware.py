@@ -629,8 +629,8 @@ class JWTMiddleware:
             if parts is None or not parts.scheme or not parts.netloc:
                 raise InvalidRequest("The original request URI is malformed")
             uri = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        # A "#" stays in the path: a backend given the raw URI may read past it, so every reading counts.
         path, _, query = uri.partition("?")
-        path = path.partition("#")[0]
         original = {key: value for key, value in environ.items()
                     if key.startswith("HTTP_") or key.startswith("wsgi.") or key in ("SERVER_NAME", "SERVER_PORT",
                                                                                  "SERVER_PROTOCOL", "REMOTE_ADDR")}

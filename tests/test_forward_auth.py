@@ -51,6 +51,7 @@ ROWS = [
     pytest.param("/admin/..", "GET", "read", 403, id="dotdot-scopes"),
     pytest.param("/admin/..", "GET", None, 401, id="dotdot-to-root"),
     pytest.param("/api/health/../me", "GET", None, 401, id="public-then-dotdot"),
+    pytest.param("/api/health#/../me", "GET", None, 401, id="fragment-then-dotdot"),
     pytest.param("/api/me%00", "GET", None, 400, id="nul"),
     pytest.param("/api/me%0d%0aX: y", "GET", None, 400, id="crlf"),
     pytest.param("http://app.example/api/me", "GET", None, 401, id="absolute-form"),
