@@ -194,6 +194,7 @@ def test_verify_path_is_reached_only_by_its_exact_spelling():
 @pytest.mark.parametrize(("options", "name"), [
     ({"verify_path": "verify"}, "verify_path"),
     ({"verify_path": "/auth/refresh"}, "verify_path"),
+    ({"verify_path": "/healthz", "health_path": "/healthz"}, "verify_path"),
     ({"verify_claim_headers": {"sub": "Bad Header"}}, "verify_claim_headers"),
     ({"verify_claim_headers": {"sub": "Set-Cookie"}}, "verify_claim_headers"),
     ({"verify_claim_headers": "sub"}, "verify_claim_headers"),
