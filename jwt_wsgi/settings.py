@@ -175,26 +175,32 @@ def _import_object(option: str, value: Any) -> Any:
     return obj
 
 
+def _mapping_text(option: str, value: Any, form: str) -> Any:
+    """A mapping written as text (TOML string, environment, PasteDeploy): a JSON object, or
+    comma-separated ``KEY=VALUE`` pairs in ``form``. Anything but a string is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("{"):
+        import json
+
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ConfigurationError(option, "is not valid JSON") from None
+    pairs: dict[str, Any] = {}
+    for item in _str_list(option, text):
+        key, sep, rest = item.partition("=")
+        if not sep:
+            raise ConfigurationError(option, f"expected {form!r}, got {item!r}")
+        pairs[key.strip()] = rest.strip()
+    return pairs
+
+
 def _scopes(option: str, value: Any) -> dict[str, tuple[str, ...]]:
     if value is None:
         return {}
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("{"):
-            import json
-
-            try:
-                value = json.loads(text)
-            except ValueError:
-                raise ConfigurationError(option, "is not valid JSON") from None
-        else:
-            pairs: dict[str, Any] = {}
-            for item in _str_list(option, text):
-                prefix, sep, scopes = item.partition("=")
-                if not sep:
-                    raise ConfigurationError(option, f"expected 'PREFIX=scope1 scope2', got {item!r}")
-                pairs[prefix.strip()] = scopes
-            value = pairs
+    value = _mapping_text(option, value, "PREFIX=scope1 scope2")
     if not isinstance(value, Mapping):
         raise ConfigurationError(option, "expected a mapping of path prefix to required scopes")
     result: dict[str, tuple[str, ...]] = {}
@@ -278,23 +284,7 @@ def _claim_headers(option: str, value: Any) -> dict[str, str]:
     """``verify_claim_headers``: claim name -> response header name (``sub=X-Auth-User,email=X-Auth-Email``)."""
     if value is None:
         return {}
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("{"):
-            import json
-
-            try:
-                value = json.loads(text)
-            except ValueError:
-                raise ConfigurationError(option, "is not valid JSON") from None
-        else:
-            pairs: dict[str, Any] = {}
-            for item in _str_list(option, text):
-                claim, sep, header = item.partition("=")
-                if not sep:
-                    raise ConfigurationError(option, f"expected 'claim=Header-Name', got {item!r}")
-                pairs[claim.strip()] = header.strip()
-            value = pairs
+    value = _mapping_text(option, value, "claim=Header-Name")
     if not isinstance(value, Mapping):
         raise ConfigurationError(option, "expected a mapping of claim name to response header name")
     result: dict[str, str] = {}
