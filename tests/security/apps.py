@@ -6,7 +6,7 @@ TEST-ONLY. Importable by gunicorn (``tests.security.apps:werkzeug_stack``) as we
   ``merge_slashes=True``, so ``//admin/panel`` *matches* ``/admin/panel``), on ``PATH_INFO``.
 - :func:`webob_router_app` routes on WebOb's ``req.path`` (``SCRIPT_NAME + PATH_INFO``), honours
   ``X-HTTP-Method-Override`` and forwards ``/public?next=PATH`` internally through the whole
-  stack (threat model §3.2, §3.5).
+  stack (threat model §3.2, §3.6).
 
 Both serve the canaries only on the canonical protected paths ``/api/me`` (``CANARY-API``) and
 ``/admin`` / ``/admin/panel`` (``CANARY-ADMIN``), for *every* method (the handlers do not look at
