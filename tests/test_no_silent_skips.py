@@ -20,10 +20,14 @@ def test_plain_skip():
 
 def test_service_skip():
     unavailable("redis-server not installed")
+
+@pytest.mark.xfail(reason="a known gap")
+def test_expected_failure():
+    raise AssertionError("not there yet")
 '''
 
 
-@pytest.mark.parametrize(("required", "expected"), [("1", "2 failed"), ("", "2 skipped")])
+@pytest.mark.parametrize(("required", "expected"), [("1", "3 failed"), ("", "2 skipped, 1 xfailed")])
 def test_skips_fail_when_services_are_required(required, expected):
     probe = ROOT / "tests" / f"test_zz_probe_{os.getpid()}_{required or 'off'}.py"
     probe.write_text(PROBE)
