@@ -194,29 +194,14 @@ ROWS = [
     pytest.param("/ap%e2%80i/x", id="api-truncated-utf8-inside"),
 ]
 
-#: Spellings that still reach a protected route through one router: a known, open bypass, kept as
-#: strict expected failures so that the suite says so, and flips to a failure once it is refused.
-#: (router, raw path) -> the configurations where it is a bypass. None is known today.
-_DROPS_BYTES = ("Bottle 0.13 drops bytes that are not UTF-8 from PATH_INFO (decode errors='ignore'); "
-                "no reading of the middleware drops them")
-OPEN_BYPASSES: dict[tuple[str, str], set[str]] = {
-    # Empty since jwt_wsgi.paths.readings() also reads the path with non-UTF-8 bytes dropped.
-    # Before, Bottle reached /api/x without a token for /a%ffpi/x, /api%ff/x and /ap%e2%80i/x,
-    # and /admin/x without the admin scope for /admi%c0n/x.
-}
-
-
-def expect_open_bypass(request: pytest.FixtureRequest, router: str, raw_path: str, config: str | None = None) -> None:
-    configs = OPEN_BYPASSES.get((router, raw_path), set())
-    if configs if config is None else config in configs:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"OPEN BYPASS: {_DROPS_BYTES}"))
+# The rows /a%ffpi/x, /api%ff/x, /ap%e2%80i/x and /admi%c0n/x once reached Bottle's /api and
+# /admin without a token (Bottle drops bytes that are not UTF-8 from PATH_INFO); readings() now
+# includes that reading, and the rows pass for every router.
 
 
 @pytest.mark.parametrize("router", ROUTERS)
 @pytest.mark.parametrize("raw_path", ROWS)
-def test_reported_spellings_reach_no_protected_route_without_the_token_it_needs(request: pytest.FixtureRequest,
-                                                                                router: str, raw_path: str) -> None:
-    expect_open_bypass(request, router, raw_path)
+def test_reported_spellings_reach_no_protected_route_without_the_token_it_needs(router: str, raw_path: str) -> None:
     problems = list(differential(router, raw_path))
     assert not problems, "\n".join(problems)
 
@@ -328,12 +313,10 @@ WIRE_ROWS = [
 @pytest.mark.slow
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("raw_path", WIRE_ROWS)
-def test_reported_spellings_over_the_wire_to_gunicorn(request: pytest.FixtureRequest, wire_app: tuple[str, int],
-                                                       raw_path: str, config: str) -> None:
+def test_reported_spellings_over_the_wire_to_gunicorn(wire_app: tuple[str, int], raw_path: str, config: str) -> None:
     from tests.security.conftest import build_request, raw_http
 
     app, port = wire_app
-    expect_open_bypass(request, app, raw_path, config)
     problems = []
     for state, token in tokens().items():
         headers = [("Host", f"{config}.test")] + (list(bearer(token).items()) if token else [])
@@ -351,7 +334,7 @@ def test_controls_over_the_wire(wire_app: tuple[str, int], config: str) -> None:
     """gunicorn decodes the path once, and the app's routes answer behind the middleware."""
     from tests.security.conftest import build_request, raw_http
 
-    _, port = wire_app
+    app, port = wire_app
     for raw_path, state, status, route in CONTROLS:
         token = tokens()[state]
         headers = [("Host", f"{config}.test")] + (list(bearer(token).items()) if token else [])
