@@ -73,13 +73,13 @@ def _users_file(args: argparse.Namespace) -> str:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from .users import edit_lock, hash_password, load_for_edit, valid_username
+    from .users import edit_lock, hash_password, valid_username
 
     path = _users_file(args)
     if args.users_command == "list":
         if not os.path.exists(path):
             _fail(f"no users file at {_shown(path)}; create it with '{PROG} users add NAME' (or pass --users-file)")
-        for name, claims in sorted(_load_users(path, load_for_edit)["users"].items()):
+        for name, claims in sorted(_load_users(path)["users"].items()):
             extra = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted((claims.get("claims") or {}).items()))
             print(f"{name} {extra}".rstrip())
         return 0
@@ -93,7 +93,7 @@ def cmd_users(args: argparse.Namespace) -> int:
     # other (none is lost), and readers only ever see a whole file (written aside, then renamed).
     try:
         with edit_lock(path):
-            data = _load_users(path, load_for_edit)
+            data = _load_users(path)
             users = data["users"]
             if args.users_command == "remove":
                 if name not in users:
@@ -114,9 +114,11 @@ def _shown(path: str) -> str:
     return repr(path) if os.path.isabs(path) else f"{path!r} (that is {os.path.abspath(path)})"
 
 
-def _load_users(path: str, load: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+def _load_users(path: str) -> dict[str, Any]:
+    from .users import load_for_edit
+
     try:
-        return load(path)
+        return load_for_edit(path)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         _fail(f"cannot read users file {_shown(path)}: {reason}")

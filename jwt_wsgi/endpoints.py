@@ -591,14 +591,17 @@ class Endpoints:
                 body, csrf = self._spend_grant(token, None)
                 return json_response(start_response, 200, body,
                                      [*NO_STORE, *self._session_cookies(cookies, body, csrf)])
-        if token is None:
-            raise InvalidRequest("The refresh token is missing")
-        return json_response(start_response, 200, self._spend_grant(token, requested_scope(fields))[0], NO_STORE)
+        return self._grant_answer(start_response, token, fields)
 
     def _refresh_grant(self, environ: dict[str, Any], start_response: StartResponse,
                        fields: Mapping[str, Any]) -> list[bytes]:
         """``grant_type=refresh_token`` at the token endpoint (RFC 6749 §6)."""
-        token = self._token_from_body_or_header(environ, fields, "refresh_token")
+        return self._grant_answer(start_response, self._token_from_body_or_header(environ, fields, "refresh_token"),
+                                  fields)
+
+    def _grant_answer(self, start_response: StartResponse, token: str | None,
+                      fields: Mapping[str, Any]) -> list[bytes]:
+        """The token response for a refresh token from a body or header (none: ``invalid_request``)."""
         if token is None:
             raise InvalidRequest("The refresh token is missing")
         return json_response(start_response, 200, self._spend_grant(token, requested_scope(fields))[0], NO_STORE)

@@ -319,7 +319,4 @@ class StoreUnavailable(ServiceUnavailable):
     def __init__(self, detail: str = "the store is unavailable") -> None:
         super().__init__()
         self.detail = detail
-        self.args = (detail,)
-
-    def __str__(self) -> str:
-        return self.detail
+        self.args = (detail,)  # str(error) is the detail, for the log

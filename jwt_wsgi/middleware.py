@@ -43,7 +43,7 @@ from .paths import BadPath, ExactSet, PrefixSet, fold, readings
 from .responses import ErrorRenderer, StartResponse
 from .settings import Settings
 from .state import store_namespace
-from .stores import Store, check_revoked, open_store
+from .stores import Store, check_revoked, is_revoked, open_store
 from .stores.namespaced import namespaced
 from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier
 from .users import UsersFile
@@ -322,10 +322,14 @@ class JWTMiddleware:
         ``SCRIPT_NAME`` set by a proxy can neither hide nor move a protected path.
         """
         try:
-            paths = readings(script_name, path_info)
+            if script_name:
+                bases = [readings("", script_name + path_info), readings("", path_info)]
+                paths = bases[0] | bases[1]  # what readings(script_name, path_info) gives
+            else:
+                paths = readings("", path_info)
+                bases = [paths]
         except BadPath:
             return Route(None, True, (), True)
-        bases = [readings("", script_name + path_info), readings("", path_info)] if script_name else [paths]
         for base in bases:
             endpoints = {self._routes_table.get(path) for path in base}
             if len(endpoints) == 1 and None not in endpoints:
@@ -369,15 +373,11 @@ class JWTMiddleware:
             if hit is not None:
                 claims, revocation = hit
                 try:
-                    revoked = self.store.is_revoked(*revocation)
-                except StoreUnavailable:
+                    revoked = is_revoked(self.store, revocation, fail_open=self._fail_open)
+                except ServiceUnavailable as error:
                     # Decided here: asking the store again on the general path would cost a
                     # second timeout on every request while the store is stalled.
-                    if not self._fail_open:
-                        log.warning("store unavailable; request refused (fail closed)")
-                        return self._respond(ServiceUnavailable(), start_response)
-                    log.warning("store unavailable; revocation check skipped (store_fail_open)")
-                    revoked = False
+                    return self._respond(error, start_response)
                 if revoked is False:
                     environ[CLAIMS_KEY] = claims
                     environ["REMOTE_USER"] = claims["sub"]
@@ -407,8 +407,6 @@ class JWTMiddleware:
             if answer is not None:
                 return answer(environ, start_response)
         except AuthError as error:
-            if isinstance(error, StoreUnavailable):  # not translated on its way out: still worth a line
-                log.warning("store unavailable: %s", error)
             return self._respond(error, start_response)
         except Exception:
             log.exception("jwt_wsgi failed while handling a request")
@@ -422,6 +420,8 @@ class JWTMiddleware:
             current_environ.reset(token)
 
     def _respond(self, error: AuthError, start_response: StartResponse) -> list[bytes]:
+        if isinstance(error, StoreUnavailable):  # not translated on its way out: still worth a line
+            log.warning("store unavailable: %s", error)
         try:
             return self.renderer.respond(error, start_response)
         except Exception:
@@ -598,8 +598,6 @@ class JWTMiddleware:
         try:
             answer = self._authenticate(original, route)
         except AuthError as error:
-            if isinstance(error, StoreUnavailable):
-                log.warning("store unavailable: %s", error)
             return self._respond(error, start_response)
         except Exception:
             log.exception("jwt_wsgi failed while verifying a forwarded request")

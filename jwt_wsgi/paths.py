@@ -48,15 +48,8 @@ def canonical_path(script_name: str, path_info: str) -> str:
 
     :raises BadPath: when the path contains control characters.
     """
-    text = wsgi_to_text(script_name + path_info)
-    for _ in range(_MAX_DECODE_ROUNDS):
-        if "%" not in text:
-            break
-        decoded = unquote(text, errors="replace")
-        if decoded == text:
-            break
-        text = decoded
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    text = _decoding_rounds(wsgi_to_text(script_name + path_info), "replace")[-1]
+    if _is_control(text):
         raise BadPath(text)
     text = text.replace("\\", "/")
     trailing = text.endswith("/") and len(text) > 1

@@ -16,7 +16,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import jwt
 
@@ -177,7 +177,7 @@ def query_values(query: str, name: str) -> list[str]:
 MAX_NUMERIC_DATE = 253_402_300_799
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     """A JSON number usable as a NumericDate: an int or float (not a bool) within ±year 9999.
 
     Comparisons only (no ``float()``/``math.isfinite`` on the value), so no integer is too large
@@ -405,7 +405,7 @@ def issued_at(claims: Mapping[str, Any]) -> float:
     covers it (fail closed).
     """
     iat = claims.get("iat")
-    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+    if not _is_number(iat):
         return 0.0
     jti = claims.get("jti")
     if type(jti) is str and len(jti) == 32 and jti[12] == "7":

@@ -50,8 +50,8 @@ def get_user(environ: Mapping[str, Any] | None = None) -> Any:
         environ = current_environ.get()
         if environ is None:
             return None
-    claims = environ.get(CLAIMS_KEY)
-    if not isinstance(claims, dict):
+    claims = get_claims(environ)
+    if claims is None:
         return None
     if USER_KEY in environ:
         return environ[USER_KEY]
@@ -164,12 +164,6 @@ class Requirement:
             if allowed is not True:
                 return CheckFailed()
         return None
-
-
-def check(environ: Mapping[str, Any] | None, scopes: Iterable[str]) -> AuthError | None:
-    """The error a request without the given scopes deserves, or ``None`` when it has them."""
-    claims = get_claims(environ) if environ is not None else None
-    return Requirement(scopes).error(claims)
 
 
 def render_error(environ: Mapping[str, Any] | None, error: AuthError) -> tuple[str, list[tuple[str, str]], bytes]:

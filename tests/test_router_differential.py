@@ -30,22 +30,13 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder
 
 from tests.conftest import bearer, mint
+from tests.fuzz import BUDGET, FUZZ_RANDOM
 from tests.routers import CONFIGS, PROTECTED_ROUTES
-
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
-FUZZ_RANDOM = os.environ.get("FUZZ_RANDOM", "") not in ("", "0")
-BUDGET = settings(
-    max_examples=FUZZ_EXAMPLES,
-    deadline=None,
-    derandomize=not FUZZ_RANDOM,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
 
 ROUTERS = ["flask", "bottle", "werkzeug", "webob", "django", "pyramid", "falcon"]
 TOKEN_STATES = ["none", "valid", "admin"]

@@ -17,7 +17,8 @@ from ..tokens import issued_at
 from .base import Store, cutoff_after
 from .memory import MemoryStore
 
-__all__ = ["Store", "MemoryStore", "open_store", "store_kind", "check_revoked", "revocation_args", "cutoff_after"]
+__all__ = ["Store", "MemoryStore", "open_store", "store_kind", "check_revoked", "is_revoked", "revocation_args",
+           "cutoff_after"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,22 @@ def revocation_args(claims: Mapping[str, Any]) -> tuple[str | None, str, float, 
     )
 
 
+def is_revoked(store: Store, revocation: tuple[Any, ...], *, fail_open: bool = False) -> bool:
+    """``store.is_revoked(*revocation)``, with the one answer to an unreachable store.
+
+    :param fail_open: when the store is unreachable, answer "not revoked" instead of 503.
+    :raises ServiceUnavailable: the store is unreachable (and ``fail_open`` is false).
+    """
+    try:
+        return bool(store.is_revoked(*revocation))
+    except StoreUnavailable:
+        if fail_open:
+            log.warning("store unavailable; revocation check skipped (store_fail_open)")
+            return False
+        log.warning("store unavailable; request refused (fail closed)")
+        raise ServiceUnavailable() from None
+
+
 def check_revoked(store: Store, claims: Mapping[str, Any], *, fail_open: bool = False) -> None:
     """Refuse verified ``claims`` whose token was revoked (by ``jti``, family or subject cut-off).
 
@@ -77,13 +94,5 @@ def check_revoked(store: Store, claims: Mapping[str, Any], *, fail_open: bool = 
     :raises RevokedToken: the token was revoked.
     :raises ServiceUnavailable: the store is unreachable (and ``fail_open`` is false).
     """
-    try:
-        revoked = store.is_revoked(*revocation_args(claims))
-    except StoreUnavailable:
-        if fail_open:
-            log.warning("store unavailable; revocation check skipped (store_fail_open)")
-            return
-        log.warning("store unavailable; request refused (fail closed)")
-        raise ServiceUnavailable() from None
-    if revoked:
+    if is_revoked(store, revocation_args(claims), fail_open=fail_open):
         raise RevokedToken()

@@ -24,7 +24,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import time
 from typing import Any
 
@@ -33,21 +32,13 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from jwt_wsgi import JWTMiddleware
 from tests.conftest import OTHER_SECRET, SECRET, BufferedClient, bearer, canary_app
+from tests.fuzz import BUDGET
 from tests.security.conftest import STATS
-
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
-BUDGET = settings(
-    max_examples=FUZZ_EXAMPLES,
-    deadline=None,
-    derandomize=os.environ.get("FUZZ_RANDOM", "") in ("", "0"),
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER_EC_KEY = ec.generate_private_key(ec.SECP256R1())

@@ -27,25 +27,14 @@ from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from jwt_wsgi.paths import BadPath, ExactSet, PrefixSet, canonical_path, fold
 from tests.conftest import ALICE_PASSWORD, CANARY_ADMIN, CANARY_API, HS, OTHER_SECRET, SECRET, J, b64
+from tests.fuzz import BUDGET, FUZZ_RANDOM
 from tests.security import apps
 from tests.security.conftest import STATS, call, environ_for
-
-# CI runs a fixed, reproducible budget. A longer fuzzing session for maintainers:
-#   FUZZ_EXAMPLES=50000 FUZZ_RANDOM=1 .venv/bin/python -m pytest tests/security/test_properties.py
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
-FUZZ_RANDOM = os.environ.get("FUZZ_RANDOM", "") not in ("", "0")
-BUDGET = settings(
-    max_examples=FUZZ_EXAMPLES,
-    deadline=None,
-    derandomize=not FUZZ_RANDOM,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
 
 STACKS = {
     "werkzeug": apps.protect(apps.werkzeug_router_app, login_rate_limit="off", login_ip_rate_limit="off"),
