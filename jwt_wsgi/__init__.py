@@ -8,6 +8,7 @@
                         users_file="users.json")
 """
 
+from ._version import __version__
 from .browser import CSRFFailed
 from .errors import (
     AuthError,
@@ -46,8 +47,6 @@ from .middleware import JWTMiddleware
 from .responses import ErrorResponse
 from .settings import Settings
 from .views import get_claims, get_user, requires
-
-__version__ = "0.1.0"
 
 __all__ = [
     "JWTMiddleware",

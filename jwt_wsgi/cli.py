@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import jwt
 
-from . import __version__
+from ._version import __version__
 from .errors import ConfigurationError
-from .settings import ALGORITHMS, HMAC_ALGORITHMS, Settings, parse_duration
+from .jose import ALGORITHMS, HMAC_ALGORITHMS
+from .settings import Settings, parse_duration
 
 if TYPE_CHECKING:
     from .remote import RemoteKeySet
@@ -50,7 +51,7 @@ def load_settings(config: str | None, **overrides: Any) -> Settings:
 
 def _claims(pairs: Sequence[str]) -> dict[str, Any]:
     claims: dict[str, Any] = {}
-    from .tokens import RESERVED_CLAIMS
+    from .claims import RESERVED_CLAIMS
 
     for pair in pairs:
         key, sep, raw = pair.partition("=")

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote
 
 from .browser import Cookies, CSRFFailed, LoginPage, cookie_value, csrf_ok, new_csrf, safe_next, same_origin, wants_html
+from .claims import FRESH_CLAIM, RESERVED_CLAIMS, time_ordered_id
 from .errors import (
     AuthError,
     BadRequest,
@@ -53,14 +54,12 @@ from .errors import (
 from .responses import NO_STORE, StartResponse, article_login, json_response, status_line
 from .settings import Settings
 from .stores import Store, check_revoked, cutoff_after
-from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier, query_values, time_ordered_id
+from .tokens import TokenIssuer, TokenReader, TokenVerifier, query_values
 from .users import MAX_PASSWORD, MAX_USERNAME, Authenticate
 
 log = logging.getLogger(__name__)
 
 #: The access-token claim that says it came from a password check (``true``) or a refresh (``false``).
-FRESH_CLAIM = "fresh"
-
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 _MAX_FIELDS = 16

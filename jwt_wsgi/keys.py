@@ -23,19 +23,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from .errors import ConfigurationError, InvalidToken
-from .settings import EC_ALGORITHMS, HMAC_ALGORITHMS, RSA_ALGORITHMS, KeySpec, Provider, Settings
+from .jose import (
+    EC_ALGORITHMS,
+    HMAC_ALGORITHMS,
+    MAX_KIDLESS_TRIES,
+    PUBLIC_MEMBERS,
+    REQUIRED_JWK_MEMBERS,
+    check_key_type,
+)
+from .settings import KeySpec, Provider, Settings
 
 if TYPE_CHECKING:
     from .remote import RemoteKeySet
-
-# RFC 7638 §3.2: the members a thumbprint covers; also the only members a published or
-# fetched public JWK keeps (a "private" member in a JWK Set is dropped, never used).
-PUBLIC_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
-_REQUIRED_JWK_MEMBERS = {**PUBLIC_MEMBERS, "oct": ("k", "kty")}
-# The JWK key type each asymmetric algorithm needs (RFC 7518 §6, RFC 8037).
-KEY_TYPES = {**{alg: "RSA" for alg in RSA_ALGORITHMS}, **{alg: "EC" for alg in EC_ALGORITHMS}, "EdDSA": "OKP"}
-CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
-
 
 @dataclass(frozen=True)
 class Key:
@@ -58,7 +57,7 @@ class KeySource(Protocol):
 
 def thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 JWK thumbprint (SHA-256, base64url), used as the default ``kid``."""
-    members = {name: jwk[name] for name in _REQUIRED_JWK_MEMBERS[jwk["kty"]]}
+    members = {name: jwk[name] for name in REQUIRED_JWK_MEMBERS[jwk["kty"]]}
     digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
@@ -69,26 +68,6 @@ def _read(option: str, path: str, where: str = "") -> bytes:
             return fh.read()
     except OSError as exc:
         raise ConfigurationError(option, f"{where}cannot read key file {path!r}: {exc.strerror}") from None
-
-
-def check_key_type(option: str, algorithm: str, key: Any, where: str = "") -> None:
-    """Raise :class:`ConfigurationError` unless ``key`` has the type and size ``algorithm`` needs."""
-    if algorithm in RSA_ALGORITHMS:
-        if not isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-            raise ConfigurationError(option, f"{where}{algorithm} needs an RSA key")
-        if key.key_size < 2048:
-            raise ConfigurationError(option, f"{where}RSA keys must have at least 2048 bits, got {key.key_size}")
-    elif algorithm in EC_ALGORITHMS:
-        if not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
-            raise ConfigurationError(option, f"{where}{algorithm} needs an EC key")
-        if key.curve.name != EC_ALGORITHMS[algorithm]:
-            raise ConfigurationError(
-                option, f"{where}{algorithm} needs a {EC_ALGORITHMS[algorithm]} key, got {key.curve.name}"
-            )
-    elif algorithm == "EdDSA":
-        if not isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey,
-                                ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
-            raise ConfigurationError(option, f"{where}EdDSA needs an Ed25519 or Ed448 key")
 
 
 def _public_bytes(key: Any) -> bytes:
@@ -181,10 +160,6 @@ def load_spec(option: str, index: int, spec: KeySpec, default_alg: str, passphra
         option=option,
         where=where,
     )
-
-
-#: How many keys a token without ``kid`` is tried against, at most, per algorithm.
-MAX_KIDLESS_TRIES = 3
 
 
 class StaticKeys:

@@ -9,7 +9,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from contextvars import ContextVar
 from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -24,7 +23,9 @@ from .browser import (
     wants_html,
 )
 from .cache import VerifiedTokens
-from .endpoints import FRESH_CLAIM, Endpoints
+from .claims import FRESH_CLAIM, RESERVED_CLAIMS
+from .context import CLAIMS_KEY, ENVIRON_PREFIX, RENDERER_KEY, USER_KEY, current_environ, token_scopes
+from .endpoints import Endpoints
 from .errors import (
     AuthError,
     ConfigurationError,
@@ -45,20 +46,13 @@ from .settings import Settings
 from .state import store_namespace
 from .stores import Store, check_revoked, is_revoked, open_store
 from .stores.namespaced import namespaced
-from .tokens import RESERVED_CLAIMS, TokenIssuer, TokenReader, TokenVerifier
+from .tokens import TokenIssuer, TokenReader, TokenVerifier
 from .users import UsersFile
 
 log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-CLAIMS_KEY = "jwt_wsgi.claims"
-USER_KEY = "jwt_wsgi.user"  # what user_loader returned, when one is configured
-RENDERER_KEY = "jwt_wsgi.errors"  # how this middleware renders errors, for requires()
-ENVIRON_PREFIX = "jwt_wsgi."
-
-#: The environ of the request being handled on this thread/task (for :func:`jwt_wsgi.requires`).
-current_environ: ContextVar[dict[str, Any] | None] = ContextVar("jwt_wsgi_environ", default=None)
 
 
 _MAX_ROUTES = 4096
@@ -680,15 +674,3 @@ class JWTMiddleware:
         environ[CLAIMS_KEY] = claims
         environ["REMOTE_USER"] = claims["sub"]
         environ["AUTH_TYPE"] = "Bearer"
-
-
-def token_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
-    """Scopes granted by a token: ``scope`` (space-delimited, RFC 8693) or ``scp``/``scopes``."""
-    granted: set[str] = set()
-    for name in ("scope", "scp", "scopes"):
-        value = claims.get(name)
-        if isinstance(value, str):
-            granted.update(value.split())
-        elif isinstance(value, list):
-            granted.update(v for v in value if isinstance(v, str))
-    return frozenset(granted)

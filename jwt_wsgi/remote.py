@@ -43,10 +43,10 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from . import __version__
+from ._version import __version__
 from .errors import ConfigurationError, InvalidToken, ServiceUnavailable
-from .keys import CURVES, KEY_TYPES, MAX_KIDLESS_TRIES, PUBLIC_MEMBERS, check_key_type
-from .settings import check_url, is_loopback
+from .jose import CURVES, KEY_TYPES, MAX_KIDLESS_TRIES, PUBLIC_MEMBERS, check_key_type
+from .net import check_url, is_loopback
 
 log = logging.getLogger(__name__)
 

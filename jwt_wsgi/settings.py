@@ -23,12 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
-
-HMAC_ALGORITHMS = {"HS256": 32, "HS384": 48, "HS512": 64}
-RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
-EC_ALGORITHMS = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
-ASYMMETRIC_ALGORITHMS = (*RSA_ALGORITHMS, *EC_ALGORITHMS, "EdDSA")
-ALGORITHMS = (*HMAC_ALGORITHMS, *ASYMMETRIC_ALGORITHMS)
+from .jose import ALGORITHMS, HMAC_ALGORITHMS
+from .net import check_url
 
 TOKEN_SOURCES = ("header", "cookie", "query")
 ERROR_FORMATS = ("json", "problem", "article")
@@ -465,38 +461,6 @@ def _providers(option: str, value: Any) -> tuple[Provider, ...]:
         providers.append(Provider(issuer=issuer, audience=audience, jwks_url=jwks_url, keys=keys,
                                   algorithms=algorithms, sub_claim=sub_claim))
     return tuple(providers)
-
-
-def is_loopback(host: str | None) -> bool:
-    """``localhost`` or a loopback address: the only hosts plain HTTP may be used with."""
-    import ipaddress
-
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_url(option: str, url: str) -> None:
-    """An ``https://`` URL (plain ``http://`` only for a loopback host: tests, sidecars)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        raise ConfigurationError(option, f"{url!r} is not a valid URL") from None
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and is_loopback(parts.hostname):
-        return
-    raise ConfigurationError(
-        option, f"{url!r} must be an https:// URL (plain http:// is allowed only for localhost, for tests)"
-    )
 
 
 def _check_secret(option: str, alg: str, secret: bytes, allow_weak: bool, where: str = "") -> None:

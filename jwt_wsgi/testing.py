@@ -190,8 +190,7 @@ class TokenFactory:
         *,
         fresh: bool = True,
     ) -> str:
-        from .endpoints import FRESH_CLAIM
-        from .tokens import RESERVED_CLAIMS
+        from .claims import FRESH_CLAIM, RESERVED_CLAIMS
 
         extra = self._claims(scopes, roles, claims)
         # The claims the middleware sets itself (exp, aud, type, ...) cannot be asked of

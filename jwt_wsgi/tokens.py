@@ -11,15 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, NamedTuple
 
 import jwt
 
+from .claims import RESERVED_CLAIMS, is_numeric_date, time_ordered_id
 from .errors import ExpiredToken, InvalidRequest, InvalidToken, MissingToken
 from .keys import KeyRing, candidates
 from .settings import Settings
@@ -28,7 +27,6 @@ log = logging.getLogger(__name__)
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "type", "fam"})
 # A compact JWS: three base64url segments, the signature not empty (alg "none" is never allowed).
 _COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
 
@@ -170,22 +168,6 @@ def query_values(query: str, name: str) -> list[str]:
     return [value for key, value in pairs if key == name]
 
 
-# The largest NumericDate accepted: the last second of the year 9999. Any time claim beyond it
-# (a 400-digit integer, 1e400 read as infinity, NaN) is refused as a malformed token rather than
-# reaching arithmetic that would overflow; within it, every value converts to a float exactly
-# enough for the stores and the cache.
-MAX_NUMERIC_DATE = 253_402_300_799
-
-
-def _is_number(value: Any) -> TypeGuard[int | float]:
-    """A JSON number usable as a NumericDate: an int or float (not a bool) within ±year 9999.
-
-    Comparisons only (no ``float()``/``math.isfinite`` on the value), so no integer is too large
-    to check: NaN fails both comparisons, infinities and huge integers the bound.
-    """
-    return type(value) in (int, float) and -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE
-
-
 class TokenVerifier:
     """Verifies compact JWS tokens against the configured keys and claim rules.
 
@@ -288,11 +270,11 @@ class TokenVerifier:
 
     def _check_claims(self, claims: dict[str, Any], trust: _Trust) -> None:
         """RFC 7519 §4.1 as PyJWT checks it (exp, nbf, iat, iss, aud, sub, jti), numbers required."""
-        if not _is_number(claims.get("exp")):
+        if not is_numeric_date(claims.get("exp")):
             raise InvalidToken()  # missing or not a number: no token lives forever here
         exp: float = claims["exp"]
         for name in ("nbf", "iat"):
-            if name in claims and not _is_number(claims[name]):
+            if name in claims and not is_numeric_date(claims[name]):
                 raise InvalidToken()
         now = time.time()
         # Whole seconds, as PyJWT compares them: a token minted a millisecond "ahead" by
@@ -382,40 +364,6 @@ class _Trust(NamedTuple):
     audience: str | tuple[str, ...] | None
     sub_claim: str | None
     own: bool  # this middleware's own keys (only these may verify refresh tokens)
-
-
-def time_ordered_id(now: float) -> str:
-    """A UUIDv7 (RFC 9562 §5.7) as 32 hex digits: the millisecond of ``now``, then 74 random bits.
-
-    Unique and opaque to anyone else, and it dates the token to the millisecond where ``iat``
-    (whole seconds) cannot: see :func:`issued_at`.
-    """
-    millis = math.floor(now * 1000) & 0xFFFF_FFFF_FFFF
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = millis << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | (rand & (1 << 62) - 1)
-    return f"{value:032x}"
-
-
-def issued_at(claims: Mapping[str, Any]) -> float:
-    """When a token was issued, as precisely as its claims tell; ``0.0`` when they do not.
-
-    ``iat`` counts whole seconds in this middleware's tokens (and most others). A jti made by
-    :func:`time_ordered_id` in that same second gives the millisecond; anything else is judged by
-    ``iat`` alone, that is as early in its second as it could be, so a cut-off within that second
-    covers it (fail closed).
-    """
-    iat = claims.get("iat")
-    if not _is_number(iat):
-        return 0.0
-    jti = claims.get("jti")
-    if type(jti) is str and len(jti) == 32 and jti[12] == "7":
-        try:
-            millis = int(jti[:12], 16)
-        except ValueError:
-            return float(iat)
-        if millis // 1000 == math.floor(iat):
-            return millis / 1000
-    return float(iat)
 
 
 class TokenIssuer:

@@ -25,8 +25,8 @@ from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .claims import RESERVED_CLAIMS
 from .errors import ConfigurationError
-from .tokens import RESERVED_CLAIMS
 
 Authenticate = Callable[[str, str], Mapping[str, Any] | None]
 

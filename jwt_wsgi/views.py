@@ -9,9 +9,9 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .endpoints import FRESH_CLAIM
+from .claims import FRESH_CLAIM
+from .context import CLAIMS_KEY, RENDERER_KEY, USER_KEY, current_environ, token_scopes
 from .errors import AuthError, CheckFailed, FreshTokenRequired, InsufficientScope, MissingToken, RoleRequired
-from .middleware import CLAIMS_KEY, RENDERER_KEY, USER_KEY, current_environ, token_scopes
 from .responses import ErrorRenderer
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from jwt_wsgi import ConfigurationError, JWTMiddleware, Settings
 from jwt_wsgi.cli import main as cli_main
-from jwt_wsgi.keys import MAX_KIDLESS_TRIES, thumbprint
+from jwt_wsgi.jose import MAX_KIDLESS_TRIES
+from jwt_wsgi.keys import thumbprint
 
 from .conftest import CANARY_API, HS, SECRET, b64, bearer, claims, login
 

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from jwt_wsgi.tokens import issued_at
+from jwt_wsgi.claims import issued_at
 
 from .conftest import SECRET, FakeClock, bearer, login, mint
 

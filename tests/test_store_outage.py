@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from jwt_wsgi import JWTMiddleware
-from jwt_wsgi.tokens import time_ordered_id
+from jwt_wsgi.claims import time_ordered_id
 from tests._services import unavailable
 from tests.redis_server import RedisServer, running_redis
 

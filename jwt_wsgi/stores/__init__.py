@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..claims import issued_at
 from ..errors import ConfigurationError, RevokedToken, ServiceUnavailable, StoreUnavailable
-from ..tokens import issued_at
 from .base import Store, cutoff_after
 from .memory import MemoryStore
 
@@ -58,7 +58,7 @@ def revocation_args(claims: Mapping[str, Any]) -> tuple[str | None, str, float, 
     """``(jti, sub, issued, family)`` for :meth:`Store.is_revoked`, from verified claims of any issuer.
 
     Claims from other issuers may lack ``jti``/``fam``/``iat`` or carry them with other types:
-    only strings are looked up. ``issued`` is :func:`~jwt_wsgi.tokens.issued_at`: to the
+    only strings are looked up. ``issued`` is :func:`~jwt_wsgi.claims.issued_at`: to the
     millisecond for this middleware's tokens, ``iat`` for others, and ``0.0`` without ``iat``
     (so a subject cut-off covers it).
     """

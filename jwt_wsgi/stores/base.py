@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 def cutoff_after(now: float) -> float:
     """A revocation cut-off for ``now``: the start of the next millisecond. Tokens dated before
     it are revoked: every token issued up to ``now``, and those issued later in the same
-    millisecond, which :func:`~jwt_wsgi.tokens.issued_at` cannot tell apart (fail closed)."""
+    millisecond, which :func:`~jwt_wsgi.claims.issued_at` cannot tell apart (fail closed)."""
     return (math.floor(now * 1000) + 1) / 1000
 
 
