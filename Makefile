@@ -1,7 +1,7 @@
 # One command each on a fresh machine with Python 3.11+ and make:
 #   make demo   -- run the demo (an example app behind the middleware, with curl lines to try)
 #   make test   -- run the whole test suite
-#   make test-fast -- the inner loop: every test that starts no server (pytest -m 'not slow')
+#   make test-fast -- the inner loop: every test that starts no process, with a small Hypothesis budget
 #   make bench  -- run the benchmarks (see bench/README.md)
 PYTHON ?= python3
 VENV ?= .venv
@@ -22,8 +22,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The inner loop: no test that starts a process (marker `slow`), and a tenth of the
+# Hypothesis budget (tests/fuzz.py). `make test` runs everything with the full budget.
+FAST_FUZZ_EXAMPLES ?= 30
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m 'not slow'
+	FUZZ_EXAMPLES=$(FAST_FUZZ_EXAMPLES) $(PY) -m pytest -q -m 'not slow'
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test runs the benchmark in a subprocess
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -24,6 +24,8 @@ import jwt_wsgi
 from tests.conftest import ALICE_PASSWORD, OTHER_SECRET, SECRET, mint
 from tests.servers import JWT_WSGI, PYTHON, REPO_ROOT, server_env
 
+pytestmark = pytest.mark.slow  # every test here runs the CLI in a subprocess
+
 PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"}
 
 INVOCATIONS = [

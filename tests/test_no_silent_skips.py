@@ -15,6 +15,8 @@ PROBE = '''
 import pytest
 from tests._services import unavailable
 
+pytestmark = pytest.mark.slow  # each test runs pytest in a subprocess
+
 def test_plain_skip():
     pytest.skip("some server is missing")
 
