@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test runs pytest in a subprocess
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = '''
 import pytest
 from tests._services import unavailable
-
-pytestmark = pytest.mark.slow  # each test runs pytest in a subprocess
 
 def test_plain_skip():
     pytest.skip("some server is missing")
