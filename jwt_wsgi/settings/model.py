@@ -22,9 +22,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
-from .jose import ALGORITHMS, HMAC_ALGORITHMS
-from .net import check_url
+from ..errors import ConfigurationError
+from ..jose import ALGORITHMS, HMAC_ALGORITHMS
+from ..net import check_url
 
 TOKEN_SOURCES = ("header", "cookie", "query")
 ERROR_FORMATS = ("json", "problem", "article")
@@ -922,7 +922,7 @@ class Settings:
             )
 
     def _validate_misc(self) -> None:
-        from .stores import store_kind
+        from ..stores import store_kind
 
         store_kind(self.store)
         if self.users_file and self.authenticate:
