@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from .errors import ConfigurationError, Forbidden
 from .settings import Settings
+from .settings.loading import is_template_text
 from .tokens import cookie_values
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -225,7 +226,7 @@ class LoginPage:
     def __init__(self, template: str | None, action: str) -> None:
         if not template:
             text = resources.files("jwt_wsgi").joinpath(DEFAULT_TEMPLATE).read_text(encoding="utf-8")
-        elif "$" in template or "<" in template:
+        elif is_template_text(template):
             text = template  # the template itself
         else:
             try:

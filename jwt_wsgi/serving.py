@@ -14,7 +14,6 @@ sends reaches the logs escaped, on one line, and without query strings or creden
 from __future__ import annotations
 
 import copy
-import importlib
 import logging
 import os
 import re
@@ -24,8 +23,8 @@ from typing import Any
 
 from gunicorn import glogging
 
-from .errors import ConfigurationError
 from .middleware import WSGIApp
+from .settings.loading import import_object
 
 WORKER_CLASSES = ("gthread", "sync")
 DEFAULT_WORKER_CLASS = "gthread"
@@ -36,24 +35,9 @@ ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 
 def import_app(target: str) -> WSGIApp:
     """``package.module:attribute`` -> the WSGI callable (``:application`` when omitted)."""
-    module_name, _, attr = target.partition(":")
-    attr = attr or "application"
-    if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
-        raise ConfigurationError("MODULE:APP", f"{target!r} is not of the form package.module:app")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError("MODULE:APP", f"cannot import {module_name!r}: {exc}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise ConfigurationError("MODULE:APP", f"{module_name!r} has no attribute {attr!r}")
-    if not callable(obj):
-        raise ConfigurationError("MODULE:APP", f"{target!r} is not a WSGI callable")
-    return obj  # type: ignore[no-any-return]
+    return import_object("MODULE:APP", target, default_attr="application", what="a WSGI callable")  # type: ignore[no-any-return]
 
 
 def gunicorn_options(

@@ -94,9 +94,9 @@ class TokenReader:
         return "__Host-" + self.cookie_name if self.cookie_secure(environ) else self.cookie_name
 
     def cookie_secure(self, environ: Mapping[str, Any]) -> bool:
-        if self.secure_setting == "auto":
+        if self.secure_setting is None:  # auto
             return environ.get("wsgi.url_scheme") == "https"
-        return self.secure_setting == "true"
+        return self.secure_setting
 
     def _from_header(self, value: str) -> str | None:
         if not self.bearer:
