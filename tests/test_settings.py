@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt_wsgi import ConfigurationError, JWTMiddleware, Settings
 from jwt_wsgi.settings import RateLimit
 
-from .conftest import SECRET, canary_app
+from .conftest import ALICE_PASSWORD, SECRET, canary_app
 
 
 def build(**options):
@@ -259,3 +260,164 @@ def test_encrypted_private_key_needs_its_passphrase(tmp_path):
         JWTMiddleware(canary_app, algorithm="ES256", private_key=str(path), private_key_passphrase="nope")
     assert JWTMiddleware(canary_app, algorithm="ES256", private_key=str(path),
                          private_key_passphrase="test-only-passphrase")
+
+
+# -- settings are values: converted once, immutable, hashable ----------------------------------
+def test_settings_are_hashable_and_equal_settings_hash_equal():
+    from_kwargs = Settings(secret=SECRET, scopes={"/admin": ["admin"]}, verify_claim_headers="sub=X-User",
+                           audience=["a", "b"], keys=None, login_rate_limit="3/10m")
+    from_env = Settings.from_env({"JWT_WSGI_SECRET": SECRET, "JWT_WSGI_SCOPES": "/admin=admin",
+                                  "JWT_WSGI_VERIFY_CLAIM_HEADERS": "sub=X-User", "JWT_WSGI_AUDIENCE": "a,b",
+                                  "JWT_WSGI_LOGIN_RATE_LIMIT": "3/10m"})
+    assert from_kwargs == from_env and hash(from_kwargs) == hash(from_env)
+    assert {from_kwargs: "one"}[from_env] == "one"
+    assert len({from_kwargs, from_env, dataclasses.replace(from_env, leeway=5)}) == 2
+
+
+def test_scopes_and_claim_headers_cannot_be_changed():
+    given = {"/admin": ["admin"]}
+    s = Settings(secret=SECRET, scopes=given)
+    given["/admin"].append("root")
+    given["/other"] = ["x"]
+    assert s.scopes == {"/admin": ("admin",)}  # reads (and compares) like a dict
+    with pytest.raises(TypeError):
+        s.scopes["/other"] = ("x",)  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del s.scopes["/admin"]  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        s.verify_claim_headers["email"] = "X-Email"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        s.scopes.update({"/other": ("x",)})  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        s.scopes._items = {}  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.scopes = {}  # type: ignore[misc]
+    assert s.scopes == {"/admin": ("admin",)} and dict(s.verify_claim_headers) == {"sub": "X-Auth-User"}
+
+
+def test_replace_converts_only_what_it_changes(tmp_path):
+    template = tmp_path / "templates" / "login.html"
+    conf = tmp_path / "jwt.toml"
+    conf.write_text('login_template = "templates/login.html"\nscopes = "/admin=admin"\n'
+                    'keys = [{kid = "k1", secret = "' + SECRET + '", active = true}]\n')
+    built = Settings.from_file(conf)
+    assert built.login_template == str(template)  # resolved against the file, once
+    changed = dataclasses.replace(built, leeway="5s", login_template="other.html")
+    assert changed.leeway == 5.0 and changed.login_template == "other.html"  # converted, and no file to resolve against
+    # Unchanged values are the very objects the first conversion made: no converter ran on them again.
+    for name in ("keys", "scopes", "verify_claim_headers", "login_rate_limit", "protect"):
+        assert getattr(changed, name) is getattr(built, name), name
+    assert dataclasses.replace(built) == built and dataclasses.replace(changed, leeway=0) != built
+    with pytest.raises(ConfigurationError, match="leeway"):
+        dataclasses.replace(built, leeway="soon")  # what replace changes is still converted and validated
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [("auto", None), ("AUTO", None), (None, None), ("true", True), ("True", True), ("1", True), ("yes", True),
+     (True, True), ("false", False), ("FALSE", False), ("0", False), ("no", False), (False, False)],
+)
+def test_cookie_secure_spellings(written, value, tmp_path):
+    assert Settings(secret=SECRET, cookie_secure=written).cookie_secure is value
+    if isinstance(written, str):
+        assert Settings.from_env({"JWT_WSGI_SECRET": SECRET, "JWT_WSGI_COOKIE_SECURE": written}).cookie_secure is value
+        conf = tmp_path / "jwt.toml"
+        conf.write_text(f'secret = "{SECRET}"\ncookie_secure = "{written}"\n')
+        assert Settings.from_file(conf).cookie_secure is value
+    assert Settings(secret=SECRET, cookie_secure=written).public_view()["cookie_secure"] == (
+        "auto" if value is None else value)
+
+
+@pytest.mark.parametrize("written", ["sometimes", "https", "", 2])
+def test_cookie_secure_refuses_other_values(written):
+    with pytest.raises(ConfigurationError, match="expected auto, true or false") as info:
+        Settings(secret=SECRET, cookie_secure=written)
+    assert info.value.option == "cookie_secure"
+
+
+def test_cookie_secure_decides_the_sign_in_page_cookie(make_client):
+    # auto: Secure (and __Host-) exactly when the request came over HTTPS; false: never; true: always.
+    def csrf_cookie(client, scheme):
+        page = client.get("/auth/login", headers={"Accept": "text/html"}, environ_overrides={"wsgi.url_scheme": scheme})
+        assert page.status_code == 200
+        (cookie,) = [c for c in page.headers.getlist("Set-Cookie") if "login_csrf=" in c]
+        return cookie.split("=")[0], "; Secure" in cookie
+
+    def client(secure):
+        return make_client(token_sources=["header", "cookie"], cookie_secure=secure)
+
+    assert csrf_cookie(client("auto"), "https") == ("__Host-login_csrf", True)
+    assert csrf_cookie(client("auto"), "http") == ("login_csrf", False)
+    assert csrf_cookie(client("false"), "https") == ("login_csrf", False)
+    assert csrf_cookie(client("true"), "http") == ("__Host-login_csrf", True)
+
+
+def test_an_unsupported_store_scheme_is_refused_by_the_middleware():
+    # The settings only ask for a URL; which schemes exist is for the stores to say, when the
+    # middleware opens the store (the bad-options table above checks the option it names).
+    assert Settings(secret=SECRET, store="mysql://x").store == "mysql://x"
+    with pytest.raises(ConfigurationError, match="unsupported store URL") as info:
+        build(store="mysql://x")
+    assert info.value.option == "store"
+    with pytest.raises(ConfigurationError, match="unsupported store URL") as info:
+        Settings(secret=SECRET, store="memory")
+    assert info.value.option == "store"
+
+
+def test_the_settings_package_imports_nothing_above_it():
+    from tests.test_architecture import import_graph
+
+    graph = import_graph()
+    below = {"jwt_wsgi.errors", "jwt_wsgi.jose", "jwt_wsgi.net"}
+    modules = [name for name in graph if name.startswith("jwt_wsgi.settings.")]
+    assert {"jwt_wsgi.settings.convert", "jwt_wsgi.settings.model", "jwt_wsgi.settings.loading"} <= set(modules)
+    for name in modules:
+        assert graph[name] <= below | set(modules), name
+    assert "jwt_wsgi.settings.loading" in graph["jwt_wsgi.browser"] and "jwt_wsgi.settings.loading" in graph[
+        "jwt_wsgi.serving"]
+
+
+def test_every_name_imported_from_jwt_wsgi_settings_is_still_there():
+    import jwt_wsgi.settings as package
+
+    for name in ("Settings", "RateLimit", "parse_duration", "KeySpec", "Provider", "FrozenMap", "SECRET_OPTIONS",
+                 "PATH_OPTIONS", "ENV_PREFIX", "MAX_LEEWAY", "TOKEN_SOURCES", "ERROR_FORMATS", "ACCESS_TOKEN_FORMATS",
+                 "MAX_REFRESH_REUSE_INTERVAL"):
+        assert hasattr(package, name), name
+    assert set(package.__all__) <= set(dir(package))
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "match"),
+    [
+        ("authenticate", "tests.conftest:no_such_function", "has no attribute 'no_such_function'"),
+        ("authenticate", "tests.conftest:SECRET", "is not callable"),
+        ("user_loader", "no_such_module_anywhere:f", "cannot import"),
+        ("error_format", "tests.conftest:ALICE_PASSWORD", "is not callable"),
+        ("user_loader", "not a module:f", "expected 'package.module:attribute'"),
+    ],
+)
+def test_objects_named_module_attribute_fail_with_the_option(option, value, match):
+    with pytest.raises(ConfigurationError, match=match) as info:
+        Settings(secret=SECRET, **{option: value})
+    assert info.value.option == option
+    assert ALICE_PASSWORD not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "match"),
+    [
+        ("tiny_app:no_such_app", "has no attribute 'no_such_app'"),
+        ("tiny_app", "has no attribute 'application'"),  # :application when no attribute is named
+        ("tiny_app:NOT_AN_APP", "is not a WSGI callable"),
+        ("tiny_app.py:app", "cannot import"),
+        ("tiny app:app", "expected 'package.module:attribute'"),
+    ],
+)
+def test_serve_names_its_app_as_the_options_name_objects(tmp_path, target, match):
+    # jwt-wsgi serve reads MODULE:APP with the helper the options use: one line, no traceback.
+    from tests.test_cli import assert_user_error, run
+
+    (tmp_path / "tiny_app.py").write_text("NOT_AN_APP = 1\n\ndef app(environ, start_response):\n    return []\n")
+    line = assert_user_error(run("serve", target, "--workers", "1", cwd=tmp_path), "MODULE:APP")
+    assert match in line
