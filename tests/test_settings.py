@@ -387,6 +387,13 @@ def test_every_name_imported_from_jwt_wsgi_settings_is_still_there():
     assert set(package.__all__) <= set(dir(package))
 
 
+def test_every_option_has_one_converter():
+    # A value is converted once, by its option's converter: an option without one could not be set.
+    from jwt_wsgi.settings.model import CONVERTERS
+
+    assert set(CONVERTERS) == set(Settings.option_names())
+
+
 @pytest.mark.parametrize(
     ("option", "value", "match"),
     [

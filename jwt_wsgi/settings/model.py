@@ -186,7 +186,6 @@ class Settings:
     verify_path: str | None = None
     verify_claim_headers: FrozenMap[str, str] = FrozenMap({"sub": "X-Auth-User"})
 
-
     # The converted values, carried from an instance into the one ``dataclasses.replace`` builds
     # from it (replace passes an init-only variable on as the instance's attribute of that name).
     _converted: InitVar[Mapping[str, Any] | None] = None
@@ -257,8 +256,7 @@ class Settings:
         options.update(overrides)
         return cls.from_mapping(options, base_dir=Path(path).resolve().parent)
 
-
-    # -- validation --------------------------------------------------------------------------
+    # -- conversion (once per value) and validation -----------------------------------------
     def __post_init__(self, _converted: Mapping[str, Any] | None) -> None:
         converted = _converted or {}
         for option in dataclasses.fields(self):
@@ -277,7 +275,6 @@ class Settings:
             and self.issuer is not None
             and not (self.secret is not None or self.private_key or self.public_key or self.keys or self.jwks_url)
         )
-
 
     # -- presentation ------------------------------------------------------------------------
     def public_view(self) -> dict[str, Any]:
@@ -303,7 +300,6 @@ class Settings:
                 value = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
             view[name] = value
         return view
-
 
 
 def _undecodable(text: str) -> bool:
