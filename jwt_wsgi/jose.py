@@ -1,13 +1,16 @@
-"""JOSE tables: the algorithms this package speaks and what each one needs from a key.
+"""JOSE tables: the algorithms this package speaks, what each one needs from a key, and which
+key a token's header selects.
 
-RFC 7518 (JWA), RFC 8037 (EdDSA) and RFC 7638 (thumbprints). No other module of the package is
+RFC 7518 (JWA), RFC 8037 (EdDSA) and RFC 7638 (thumbprints). Only :mod:`jwt_wsgi.errors` is
 imported here, so settings, keys and the remote key client can all depend on it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
+import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from .errors import ConfigurationError
@@ -50,3 +53,48 @@ def check_key_type(option: str, algorithm: str, key: Any, where: str = "") -> No
         if not isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey,
                                 ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
             raise ConfigurationError(option, f"{where}EdDSA needs an Ed25519 or Ed448 key")
+
+
+class KidTable(NamedTuple):
+    """Which keys a token's header selects, worked out once for a set of keys (configured or
+    fetched), so that a lookup is two dictionary reads and no search.
+
+    Built by :meth:`build`; the same rules for static keys and remote JWK Sets.
+    """
+
+    by_kid: dict[str, dict[str, tuple[jwt.PyJWK]]]  # kid -> algorithm -> its key
+    without_kid: dict[str, tuple[jwt.PyJWK, ...]]  # algorithm -> the keys a token without kid is tried with
+    only: dict[str, tuple[jwt.PyJWK]]  # algorithm -> its key, when there is exactly one for it
+
+    @classmethod
+    def build(cls, entries: Iterable[tuple[str | None, str, jwt.PyJWK]]) -> KidTable:
+        """The table of ``(kid, algorithm, key)`` entries, in order of preference (a duplicate
+        ``kid`` for the same algorithm: the first one wins)."""
+        by_kid: dict[str, dict[str, tuple[jwt.PyJWK]]] = {}
+        per_alg: dict[str, list[jwt.PyJWK]] = {}
+        for kid, alg, key in entries:
+            per_alg.setdefault(alg, []).append(key)
+            if kid is not None:
+                by_kid.setdefault(kid, {}).setdefault(alg, (key,))
+        return cls(
+            by_kid,
+            {alg: tuple(keys[:MAX_KIDLESS_TRIES]) for alg, keys in per_alg.items()},
+            {alg: (keys[0],) for alg, keys in per_alg.items() if len(keys) == 1},
+        )
+
+    def select(self, kid: str | None, alg: str, *, any_kid: bool) -> tuple[jwt.PyJWK, ...]:
+        """The keys to try for a token's ``kid`` and ``alg``, in order (empty: none fits).
+
+        - A ``kid`` the table knows selects that key, and only it.
+        - A token without ``kid`` is tried against the keys of its algorithm, at most
+          :data:`MAX_KIDLESS_TRIES` of them.
+        - An unknown ``kid`` selects nothing, unless ``any_kid`` and the algorithm has exactly
+          one key: then that key (an issuer that names its keys differently from its tokens,
+          a single ``secret`` that has no ``kid`` at all).
+        """
+        if kid is None:
+            return self.without_kid.get(alg, ())
+        named = self.by_kid.get(kid)
+        if named is not None:
+            return named.get(alg, ())
+        return self.only.get(alg, ()) if any_kid else ()

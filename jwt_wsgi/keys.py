@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
@@ -22,19 +23,21 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from .errors import ConfigurationError, InvalidToken
+from .errors import ConfigurationError
 from .jose import (
     EC_ALGORITHMS,
     HMAC_ALGORITHMS,
     MAX_KIDLESS_TRIES,
     PUBLIC_MEMBERS,
     REQUIRED_JWK_MEMBERS,
+    KidTable,
     check_key_type,
 )
 from .settings import KeySpec, Provider, Settings
 
 if TYPE_CHECKING:
     from .remote import RemoteKeySet
+
 
 @dataclass(frozen=True)
 class Key:
@@ -48,11 +51,14 @@ class Key:
 
 
 class KeySource(Protocol):
-    """Where a token's verification key comes from: static keys, or a remote JWK Set."""
+    """Where a token's verification keys come from: static keys, or a remote JWK Set."""
 
     algorithms: tuple[str, ...]
 
-    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK: ...
+    def verification_keys(self, header: dict[str, Any]) -> tuple[jwt.PyJWK, ...]:
+        """The keys to try for a token's header, in order (empty, or :class:`InvalidToken`:
+        none fits)."""
+        ...
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:
@@ -163,7 +169,7 @@ def load_spec(option: str, index: int, spec: KeySpec, default_alg: str, passphra
 
 
 class StaticKeys:
-    """Keys known at construction, looked up by ``kid``.
+    """Keys known at construction, looked up by ``kid`` (the rules of :class:`~jwt_wsgi.jose.KidTable`).
 
     - A ``kid`` that names a configured key selects that key, and only it.
     - With exactly one key for the token's algorithm, any other ``kid`` is verified with that
@@ -185,34 +191,15 @@ class StaticKeys:
     def __init__(self, keys: Sequence[Key]) -> None:
         self.keys = tuple(keys)
         self.algorithms = _unique(k.algorithm for k in self.keys)
-        self._by_kid = {k.kid: (k.verifier,) for k in self.keys if k.kid is not None}
-        per_alg: dict[str, list[jwt.PyJWK]] = {}
-        for k in self.keys:
-            per_alg.setdefault(k.algorithm, []).append(k.verifier)
-        #: algorithm -> the one key that verifies any kid (only algorithms with a single key)
-        self._sole = {alg: (found[0],) for alg, found in per_alg.items() if len(found) == 1}
-        #: algorithm -> the keys a token without kid is tried against, in order
-        self._without_kid = {alg: tuple(found[:MAX_KIDLESS_TRIES]) for alg, found in per_alg.items()}
+        self._select = KidTable.build((k.kid, k.algorithm, k.verifier) for k in self.keys).select
 
     def verification_keys(self, header: dict[str, Any]) -> tuple[jwt.PyJWK, ...]:
         """The keys to try for a token's header, in order; empty when no configured key fits."""
         alg = header.get("alg")
-        if not isinstance(alg, str):
-            return ()
         kid = header.get("kid")
-        if kid is None:
-            return self._without_kid.get(alg, ())
-        if not isinstance(kid, str):
+        if not isinstance(alg, str) or not (kid is None or isinstance(kid, str)):
             return ()
-        named = self._by_kid.get(kid)
-        return named if named is not None else self._sole.get(alg, ())
-
-    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
-        """The first key to try for a token's header; :class:`InvalidToken` when none fits."""
-        found = self.verification_keys(header)
-        if not found:
-            raise InvalidToken()
-        return found[0]
+        return self._select(kid, alg, any_kid=True)
 
     def describe(self) -> list[str]:
         """How tokens find their key here, in words (``jwt-wsgi check``)."""
@@ -245,25 +232,8 @@ class _NoKeys:
 
     algorithms: tuple[str, ...] = ()
 
-    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
-        raise InvalidToken()
-
-
-def candidates(source: KeySource) -> Callable[[dict[str, Any]], tuple[jwt.PyJWK, ...]]:
-    """The per-token lookup of ``source`` as the verifier calls it: the keys to try, in order.
-
-    Static keys and remote JWK Sets may offer several (a token without ``kid``, see
-    :class:`StaticKeys` and :meth:`RemoteKeySet.verification_keys`); any other source names one
-    key or raises :class:`InvalidToken`.
-    """
-    if isinstance(source, StaticKeys) or _is_remote(source):
-        return source.verification_keys
-    one = source.verification_key
-
-    def single(header: dict[str, Any]) -> tuple[jwt.PyJWK, ...]:
-        return (one(header),)
-
-    return single
+    def verification_keys(self, header: dict[str, Any]) -> tuple[jwt.PyJWK, ...]:
+        return ()
 
 
 def _describe_source(source: KeySource) -> list[str]:
@@ -287,12 +257,13 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
 
 
 def _remote(
-    settings: Settings, algorithms: Sequence[str], jwks_url: str | None, issuer: str | None, on_change: Any
+    settings: Settings, algorithms: Sequence[str], jwks_url: str | None, issuer: str | None, ring: KeyRing
 ) -> RemoteKeySet:
     from .remote import RemoteKeySet  # only deployments with a JWK Set URL load the HTTP client
 
     return RemoteKeySet(
-        on_change=on_change,
+        on_change=ring._retired,
+        clock=ring.clock,
         algorithms=algorithms,
         jwks_url=jwks_url,
         issuer=issuer,
@@ -310,12 +281,12 @@ class ProviderKeys:
     source: KeySource
 
 
-def _provider_keys(settings: Settings, index: int, provider: Provider, on_change: Any) -> ProviderKeys:
+def _provider_keys(settings: Settings, provider: Provider, ring: KeyRing) -> ProviderKeys:
     if provider.keys:
         keys = [load_spec("providers", i, spec, provider.algorithms[0]) for i, spec in enumerate(provider.keys)]
         return ProviderKeys(provider, StaticKeys(keys))
     # jwks_url, or OpenID Connect discovery from the issuer when neither URL nor keys is given.
-    return ProviderKeys(provider, _remote(settings, provider.algorithms, provider.jwks_url, provider.issuer, on_change))
+    return ProviderKeys(provider, _remote(settings, provider.algorithms, provider.jwks_url, provider.issuer, ring))
 
 
 class KeyRing:
@@ -327,9 +298,12 @@ class KeyRing:
     - other issuers: ``providers`` (see :class:`~jwt_wsgi.tokens.TokenVerifier`).
 
     :param settings: validated settings.
+    :param clock: wall-clock seconds (the middleware's clock, default :func:`time.time`): the
+        remote JWK Sets count their TTL and cooldown on it.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         #: Bumped when a remote JWK Set drops a key: caches of verified tokens start over.
         self.version = 0
         self.active: Key | None = None
@@ -347,20 +321,19 @@ class KeyRing:
         self.keys = tuple(keys)
         source: KeySource
         if settings.jwks_url:
-            source = self.remote = _remote(settings, (settings.algorithm,), settings.jwks_url, None, self._retired)
+            source = self.remote = _remote(settings, (settings.algorithm,), settings.jwks_url, None, self)
         elif settings.discovers_keys:
             # Only an issuer: its OpenID Connect discovery document names the JWK Set.
-            source = self.remote = _remote(settings, (settings.algorithm,), None, settings.issuer, self._retired)
+            source = self.remote = _remote(settings, (settings.algorithm,), None, settings.issuer, self)
         elif keys:
             source = StaticKeys(keys)
         else:
             source = _NoKeys()
         self.source = source
         self.algorithms = list(source.algorithms)
-        self.verification_key = source.verification_key
-        #: The lookup the verifier calls per token: the keys to try, in order (see :func:`candidates`).
-        self.verification_keys = candidates(source)
-        self.providers = tuple(_provider_keys(settings, i, p, self._retired) for i, p in enumerate(settings.providers))
+        #: The lookup the verifier calls per token: the keys to try, in order.
+        self.verification_keys = source.verification_keys
+        self.providers = tuple(_provider_keys(settings, p, self) for p in settings.providers)
         #: The remote JWK Sets among the sources (own and providers'); empty for static keys.
         self.remotes: tuple[RemoteKeySet, ...] = tuple(
             s for s in (self.source, *(p.source for p in self.providers)) if _is_remote(s)

@@ -16,6 +16,13 @@ What can go wrong with a remote key set, and what this module does about it:
 - **A slow or broken endpoint cannot hang a worker.** One deadline (``timeout``) covers
   discovery and the JWK Set together: connect, every read, the whole body. Redirects are not
   followed, bodies over ``max_bytes`` are refused, anything but ``200`` + a JSON JWK Set fails.
+  The HTTP client is PyJWT's :class:`jwt.PyJWKClient` (its configuration, TLS context and
+  headers) with its fetch replaced: PyJWT's applies ``timeout`` to each socket operation and
+  reads any body whole, so a server dripping a byte at a time, or sending gigabytes, would hold
+  the worker (see :class:`JWKSClient`).
+- **Time is the caller's clock** (wall-clock seconds, injectable): TTL and cooldown are counted
+  on it, and a clock stepped backwards shortens them to their configured length rather than
+  stretching them. Only the socket deadline is on ``time.monotonic``.
 - **Stale-while-error.** A failed refresh keeps the last good key set; only a process that has
   never had keys answers ``503`` (:class:`~jwt_wsgi.errors.ServiceUnavailable`), never ``500``,
   never "accept".
@@ -26,6 +33,7 @@ What can go wrong with a remote key set, and what this module does about it:
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
@@ -45,7 +53,7 @@ import jwt
 
 from ._version import __version__
 from .errors import ConfigurationError, InvalidToken, ServiceUnavailable
-from .jose import CURVES, KEY_TYPES, MAX_KIDLESS_TRIES, PUBLIC_MEMBERS, check_key_type
+from .jose import CURVES, KEY_TYPES, PUBLIC_MEMBERS, KidTable, check_key_type
 from .net import check_url, is_loopback
 
 log = logging.getLogger(__name__)
@@ -56,7 +64,7 @@ _ACCEPT = "application/jwk-set+json, application/json;q=0.9"
 _OKP_CURVES = ("Ed25519", "Ed448")
 
 
-class FetchError(Exception):
+class FetchError(jwt.PyJWKClientConnectionError):
     """A fetch failed; the message is for logs (no token or secret is ever part of it).
 
     :ivar url: the URL that failed (the discovery document or the JWK Set), when known.
@@ -70,14 +78,12 @@ class FetchError(Exception):
 
 class _State(NamedTuple):
     loaded: bool
-    by_kid: dict[str, dict[str, jwt.PyJWK]]  # kid -> algorithm -> key
-    without_kid: dict[str, tuple[jwt.PyJWK, ...]]  # algorithm -> the keys a token without kid is tried with
-    only: dict[str, jwt.PyJWK]  # algorithm -> its key, when the set has exactly one for it
+    table: KidTable
     expires: float  # clock time after which the next token triggers a refresh
     prints: frozenset[tuple[Any, ...]] = frozenset()  # (kid, algorithm, public members) of each key
 
 
-_EMPTY = _State(False, {}, {}, {}, 0.0)
+_EMPTY = _State(False, KidTable.build(()), 0.0)
 _instances: weakref.WeakSet[RemoteKeySet] = weakref.WeakSet()
 
 
@@ -95,7 +101,8 @@ class RemoteKeySet:
     .. code-block:: python
 
         keys = RemoteKeySet(algorithms=["RS256"], jwks_url="https://idp.example/.well-known/jwks.json")
-        key = keys.verification_key(jwt.get_unverified_header(token))  # then jwt.decode(..., key=key)
+        for key in keys.verification_keys(jwt.get_unverified_header(token)):
+            ...  # jwt.decode(token, key=key, algorithms=[key.algorithm_name]) until one verifies
 
     :param algorithms: the configured algorithms; keys that fit none of them are ignored.
     :param jwks_url: the JWK Set URL; without it, ``issuer`` is discovered (OpenID Connect
@@ -104,7 +111,8 @@ class RemoteKeySet:
     :param timeout: seconds one refresh (discovery included) may take in all.
     :param cooldown: at least this many seconds from the end of one fetch to the start of the
         next: how soon an unknown ``kid`` can be looked up again, and the bound on a flood.
-    :param clock: monotonic seconds; injectable for tests.
+    :param clock: wall-clock seconds (default :func:`time.time`), the middleware's clock: TTL
+        and cooldown are counted on it.
     :param on_change: called after a refresh in which a key disappeared from the set (so that
         whatever was verified with it, and cached, can be forgotten).
     """
@@ -119,7 +127,7 @@ class RemoteKeySet:
         timeout: float = 3.0,
         cooldown: float = 5.0,
         max_bytes: int = MAX_BYTES,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] | None = None,
     ) -> None:
         if jwks_url is None and issuer is None:
@@ -140,23 +148,17 @@ class RemoteKeySet:
         self._next_fetch = -math.inf  # no fetch before this clock time (the cooldown)
         self._generation = 0  # fetches started: a thread that waited sees whether one happened
         self._lock = threading.Lock()
-        self._discovered: str | None = None
-        self._tls: ssl.SSLContext | None = None
+        # The JWK Set's client: known now, or once discovery has named the URL.
+        self._client = self._client_for(jwks_url) if jwks_url else None
         _instances.add(self)
 
     # -- the per-token path --------------------------------------------------------------------
-    def verification_key(self, header: dict[str, Any]) -> jwt.PyJWK:
-        """The first key to try for a token's header (see :meth:`verification_keys`)."""
-        return self.verification_keys(header)[0]
-
     def verification_keys(self, header: dict[str, Any]) -> tuple[jwt.PyJWK, ...]:
-        """The keys to try for a token's header, in order.
+        """The keys to try for a token's header, in order (the rules of :class:`KidTable`).
 
-        A ``kid`` the set names selects that key. A token without ``kid`` is tried against the
-        set's keys of its algorithm, at most :data:`MAX_KIDLESS_TRIES` of them. An unknown ``kid``
-        first refetches the set (the issuer may have rotated; cooldown permitting); if it is
-        still unknown and the set has exactly one key for the algorithm, that key is tried (an
-        issuer that names its keys differently from its tokens).
+        An unknown ``kid`` first refetches the set (the issuer may have rotated; cooldown
+        permitting); if it is still unknown and the set has exactly one key for the algorithm,
+        that key is tried (an issuer that names its keys differently from its tokens).
 
         :raises InvalidToken: no key fits (after at most one refresh, cooldown permitting).
         :raises ServiceUnavailable: no key set could ever be fetched.
@@ -167,18 +169,16 @@ class RemoteKeySet:
         if not isinstance(alg, str) or alg not in self._accepted or not (kid is None or isinstance(kid, str)):
             raise InvalidToken()
         state = self._state
-        if state.expires <= self.clock():
+        if self._expired(state):
             # The TTL is over: one thread refreshes; meanwhile the others go on with the keys
             # they have (they wait only when there are none yet).
             state = self._refresh(wait=not state.loaded)
-        keys = _find(state, kid, alg)
+        keys = state.table.select(kid, alg, any_kid=False)
         if not keys:
             # Perhaps the issuer rotated its keys: refetch, or share the fetch under way, unless
             # the cooldown says we just did.
             state = self._refresh(wait=True)
-            keys = _find(state, kid, alg)
-            if not keys and kid is not None and alg in state.only:
-                keys = (state.only[alg],)
+            keys = state.table.select(kid, alg, any_kid=True)
             if not keys:
                 raise InvalidToken()
         return keys
@@ -191,7 +191,7 @@ class RemoteKeySet:
         Never waits for a refresh another thread has under way.
         """
         state = self._state
-        if state.loaded and state.expires <= self.clock():
+        if state.loaded and self._expired(state):
             self._refresh(wait=False)
 
     def ready(self) -> bool:
@@ -218,8 +218,20 @@ class RemoteKeySet:
         :raises FetchError: naming the URL that failed and why.
         """
         deadline = time.monotonic() + self.timeout
-        url = self.jwks_url or self._discover(deadline)
-        return url, len(self._parse(url, self._get_json(url, deadline)).prints)
+        client = self._client_for(self.jwks_url) if self.jwks_url else self._discover(deadline)
+        return client.uri, len(self._parse(client, deadline).prints)
+
+    # -- time ----------------------------------------------------------------------------------
+    # The clock is wall-clock time: a step backwards must not stretch a TTL or a cooldown to the
+    # size of the step, so each is capped at its configured length from now.
+    def _expired(self, state: _State) -> bool:
+        left = state.expires - self.clock()
+        return left <= 0 or left > max(self.ttl, self.cooldown)
+
+    def _cooling(self, now: float) -> float:
+        """Seconds until the cooldown allows a fetch (0: now)."""
+        left = self._next_fetch - now
+        return left if 0 < left <= self.cooldown else 0.0
 
     # -- refreshing ----------------------------------------------------------------------------
     def _refresh(self, *, wait: bool) -> _State:
@@ -237,15 +249,16 @@ class RemoteKeySet:
             if self._generation != generation:
                 return self._usable(state)  # another thread fetched while this one waited
             now = self.clock()
-            if now < self._next_fetch:
+            if self._cooling(now):
                 return self._usable(state)
             self._generation += 1
             self._next_fetch = now + self.cooldown
             self.fetches += 1
             try:
-                fresh = self._fetch()
+                deadline = time.monotonic() + self.timeout
+                fresh = self._parse(self._client or self._discover(deadline), deadline)
             except FetchError as exc:
-                self._next_fetch = max(self._next_fetch, self.clock() + self.cooldown)
+                self._next_fetch = self.clock() + self.cooldown
                 log.warning("JWK Set fetch from %s failed (%s); %s", exc.url or self._where(), exc.reason,
                             "keeping the last good keys" if state.loaded else "no keys yet: answering 503")
                 # Stale-while-error: serve the last good set until the cooldown allows a retry.
@@ -253,7 +266,7 @@ class RemoteKeySet:
                 return self._usable(state)
             # The cooldown counts from the end of the fetch: a slow endpoint is not asked again
             # the moment it has answered.
-            self._next_fetch = max(self._next_fetch, self.clock() + self.cooldown)
+            self._next_fetch = self.clock() + self.cooldown
             self._state = fresh._replace(expires=now + self.ttl)
             if state.prints - fresh.prints and self.on_change is not None:
                 self.on_change()  # a key was retired (or replaced) by the issuer
@@ -263,27 +276,26 @@ class RemoteKeySet:
 
     def _usable(self, state: _State) -> _State:
         if not state.loaded:
-            raise ServiceUnavailable(max(1, math.ceil(self._next_fetch - self.clock())))
+            raise ServiceUnavailable(max(1, math.ceil(self._cooling(self.clock()))))
         return state
 
     def _where(self) -> str:
-        return self.jwks_url or self._discovered or f"{self.issuer} (discovery)"
+        return self._client.uri if self._client else f"{self.issuer} (discovery)"
 
-    def _fetch(self) -> _State:
-        deadline = time.monotonic() + self.timeout
-        url = self.jwks_url or self._discovered or self._discover(deadline)
-        return self._parse(url, self._get_json(url, deadline))
+    def _client_for(self, url: str) -> JWKSClient:
+        return JWKSClient(url, timeout=self.timeout, max_bytes=self.max_bytes)
 
-    def _parse(self, url: str, document: Any) -> _State:
+    def _parse(self, client: JWKSClient, deadline: float) -> _State:
         try:
-            return parse_jwk_set(document, self.algorithms)
+            return parse_jwk_set(client.fetch_data(deadline), self.algorithms)
         except FetchError as exc:
-            raise FetchError(exc.reason, url) from None
+            raise FetchError(exc.reason, client.uri) from None
 
-    def _discover(self, deadline: float) -> str:
+    def _discover(self, deadline: float) -> JWKSClient:
+        """The JWK Set's client, its URL from the issuer's OpenID configuration."""
         assert self.issuer is not None
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document = self._get_json(url, deadline)
+        document = self._client_for(url).fetch_data(deadline)
         if not isinstance(document, dict):
             raise FetchError("the OpenID configuration is not a JSON object", url)
         # OpenID Connect Discovery 1.0 §4.3: the document's issuer MUST equal the one we asked.
@@ -296,23 +308,52 @@ class RemoteKeySet:
             check_url("jwks_uri", jwks_uri)
         except ConfigurationError:
             raise FetchError("its jwks_uri is not an https URL", url) from None
-        self._discovered = jwks_uri
-        return jwks_uri
+        client = self._client_for(jwks_uri)
+        if self.jwks_url is None:
+            self._client = client
+        return client
 
-    # -- HTTP ----------------------------------------------------------------------------------
-    def _get_json(self, url: str, deadline: float) -> Any:
+
+# -- HTTP ------------------------------------------------------------------------------------------
+_tls = functools.cache(ssl.create_default_context)  # the system's trust store, loaded once, when needed
+
+
+class JWKSClient(jwt.PyJWKClient):
+    """PyJWT's JWK Set client for one URL, with a fetch a server can afford.
+
+    PyJWT's :meth:`~jwt.PyJWKClient.fetch_data` (urllib) applies ``timeout`` to each socket
+    operation and reads the whole body, so a server dripping a byte at a time, or sending
+    gigabytes, would hold the worker. This one is ``GET`` with one deadline for the whole
+    exchange, at most ``max_bytes``, ``200`` only (redirects are not followed), ``https`` only
+    (plain ``http`` for a loopback host), through the environment's ``https_proxy`` /
+    ``http_proxy`` unless ``no_proxy`` covers the host (never for a loopback host). PyJWT's
+    caching is off: :class:`RemoteKeySet` caches, with its own cooldown and stale-while-error.
+    """
+
+    def __init__(self, uri: str, *, timeout: float, max_bytes: int = MAX_BYTES) -> None:
+        super().__init__(uri, cache_jwk_set=False, timeout=timeout,
+                         headers={"Accept": _ACCEPT, "User-Agent": f"jwt_wsgi/{__version__}"})
+        self.max_bytes = max_bytes
+
+    def fetch_data(self, deadline: float | None = None) -> Any:
+        """The JSON document at :attr:`uri`, read before ``deadline`` (``time.monotonic``;
+        default: :attr:`timeout` from now).
+
+        :raises FetchError: naming the URL and why (never a token or a secret).
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
         try:
-            body = self._get(url, deadline)
+            body = self._get(deadline)
         except FetchError as exc:
-            raise FetchError(exc.reason, url) from None
+            raise FetchError(exc.reason, self.uri) from None
         try:
             return json.loads(body)
         except (ValueError, RecursionError):
-            raise FetchError("the response is not JSON", url) from None
+            raise FetchError("the response is not JSON", self.uri) from None
 
-    def _get(self, url: str, deadline: float) -> bytes:
-        """``GET url``: 200 only, no redirects, at most ``max_bytes``, done before ``deadline``."""
-        parts = urlsplit(url)
+    def _get(self, deadline: float) -> bytes:
+        parts = urlsplit(self.uri)
         host = parts.hostname or ""
         if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
             raise FetchError("not an https URL")
@@ -321,7 +362,7 @@ class RemoteKeySet:
         try:
             connection.connect()
             sock = connection.sock
-            connection.request("GET", target, headers={"Accept": _ACCEPT, "User-Agent": f"jwt_wsgi/{__version__}"})
+            connection.request("GET", target, headers=self.headers)
             sock.settimeout(_remaining(deadline))
             response = connection.getresponse()
             if response.status != 200:
@@ -360,9 +401,8 @@ class RemoteKeySet:
         target_host, target_port = (proxy[0], proxy[1]) if proxy else (host, port)
         connection: http.client.HTTPConnection
         if scheme == "https":
-            if self._tls is None:
-                self._tls = ssl.create_default_context()
-            connection = http.client.HTTPSConnection(target_host, target_port, timeout=timeout, context=self._tls)
+            context = self.ssl_context or _tls()
+            connection = http.client.HTTPSConnection(target_host, target_port, timeout=timeout, context=context)
         else:
             connection = http.client.HTTPConnection(target_host, target_port, timeout=timeout)
         if proxy:
@@ -387,13 +427,6 @@ def _proxy_for(scheme: str, host: str) -> tuple[str, int | None] | None:
 
 
 # -- parsing -----------------------------------------------------------------------------------------
-def _find(state: _State, kid: str | None, alg: str) -> tuple[jwt.PyJWK, ...]:
-    if kid is None:
-        return state.without_kid.get(alg, ())
-    found = state.by_kid.get(kid, {}).get(alg)
-    return (found,) if found is not None else ()
-
-
 def _fitting_algorithms(jwk: dict[str, Any], algorithms: Sequence[str]) -> list[str]:
     """The configured algorithms this JWK may verify (RFC 7517 §4: ``use``, ``key_ops``, ``alg``)."""
     if jwk.get("use", "sig") != "sig":
@@ -431,8 +464,7 @@ def parse_jwk_set(data: Any, algorithms: Sequence[str]) -> _State:
     """The usable keys of a JWK Set document (unusable keys are skipped, not fatal)."""
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise FetchError("not a JWK Set (no keys list)")
-    by_kid: dict[str, dict[str, jwt.PyJWK]] = {}
-    per_alg: dict[str, list[jwt.PyJWK]] = {}
+    entries: list[tuple[str | None, str, jwt.PyJWK]] = []
     prints: set[tuple[Any, ...]] = set()
     skipped = 0
     for jwk in data["keys"][:MAX_KEYS]:
@@ -451,12 +483,8 @@ def parse_jwk_set(data: Any, algorithms: Sequence[str]) -> _State:
             if key is None:
                 skipped += 1
                 break
-            per_alg.setdefault(alg, []).append(key)
+            entries.append((kid, alg, key))
             prints.add((kid, alg, json.dumps({n: jwk[n] for n in PUBLIC_MEMBERS[KEY_TYPES[alg]]}, sort_keys=True)))
-            if kid is not None:
-                by_kid.setdefault(kid, {}).setdefault(alg, key)  # a duplicate kid: the first one wins
     if skipped:
         log.info("JWK Set: %d key(s) ignored (wrong type, use or algorithm, or too weak)", skipped)
-    without_kid = {alg: tuple(keys[:MAX_KIDLESS_TRIES]) for alg, keys in per_alg.items()}
-    only = {alg: keys[0] for alg, keys in per_alg.items() if len(keys) == 1}
-    return _State(True, by_kid, without_kid, only, 0.0, frozenset(prints))
+    return _State(True, KidTable.build(entries), 0.0, frozenset(prints))

@@ -20,7 +20,7 @@ import jwt
 
 from .claims import RESERVED_CLAIMS, is_numeric_date, time_ordered_id
 from .errors import ExpiredToken, InvalidRequest, InvalidToken, MissingToken
-from .keys import KeyRing, candidates
+from .keys import KeyRing
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ class TokenVerifier:
             for entry in keys.providers:
                 p = entry.provider
                 self._by_issuer[p.issuer] = _Trust(
-                    candidates(entry.source), list(p.algorithms), p.issuer, p.audience, p.sub_claim, False
+                    entry.source.verification_keys, list(p.algorithms), p.issuer, p.audience, p.sub_claim, False
                 )
 
     def verify(self, token: str, expected_type: str = "access") -> dict[str, Any]:
