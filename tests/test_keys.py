@@ -11,7 +11,6 @@ import json
 import os
 import stat
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -200,10 +199,8 @@ def test_kid_selects_among_configured_keys(ring):
 def test_kid_is_only_a_lookup_key(ring, kid):
     client, _, _ = ring
     header = {"alg": "HS256", "kid": kid} if kid is not None else {"alg": "HS256", "kid": None}
-    started = time.monotonic()
     for key in (b"", b"2", b"1", SECRET.encode()[:-1]):
         assert status(client, HS(key, header, claims(sub="admin"))) == 401
-    assert time.monotonic() - started < 1.0
 
 
 def test_token_without_kid_is_tried_against_each_key_of_its_algorithm(tmp_path, ring, make_client):
