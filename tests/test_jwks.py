@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -246,17 +246,17 @@ def remote_client(jwks: JWKSServer, **options: Any) -> BufferedClient:
 
 
 class Verifier:
-    """The verifier a middleware builds (``KeyRing`` + ``TokenVerifier``), its remote JWK Set on
-    ``clock``: for the tests that move time. The status a middleware would answer: 200, 401, 503.
+    """The verifier a middleware builds (``KeyRing`` + ``TokenVerifier``) from ``options``, its
+    remote JWK Sets on ``clock``: for the tests that move time. :meth:`status` is what a
+    middleware would answer: 200, 401 or 503.
 
     Built from the middleware's parts because the clock reaches a ``KeyRing`` through its
     constructor; once ``JWTMiddleware(..., clock=clock)`` hands its clock to its keys, these
-    tests can go through :func:`remote_client` instead.
+    tests can go through the middleware instead.
     """
 
-    def __init__(self, jwks: JWKSServer, clock: FakeClock, **options: Any) -> None:
-        settings = Settings(**{"algorithm": "RS256", "jwks_url": jwks.url(), "issuer": ISS, "audience": AUD,
-                               "protect": ["/api"], **options})
+    def __init__(self, clock: Callable[[], float], **options: Any) -> None:
+        settings = Settings(**options)
         self.keys = KeyRing(settings, clock=clock)
         self.verifier = TokenVerifier(settings, self.keys)
         self.retry_after: int | None = None
@@ -270,6 +270,11 @@ class Verifier:
         except InvalidToken:
             return 401
         return 200
+
+
+def remote_verifier(jwks: JWKSServer, clock: FakeClock, **options: Any) -> Verifier:
+    return Verifier(clock, **{"algorithm": "RS256", "jwks_url": jwks.url(), "issuer": ISS, "audience": AUD,
+                              **options})
 
 
 def status(client: BufferedClient, token: str, path: str = "/api/me") -> int:
@@ -419,7 +424,7 @@ def test_random_kid_flood_costs_one_fetch_per_cooldown_window(jwks_server):
     idp = Issuer()
     jwks_server.keys = [idp.jwk]
     clock = FakeClock()
-    verifier = Verifier(jwks_server, clock)
+    verifier = remote_verifier(jwks_server, clock)
     assert verifier.keys.remotes[0].cooldown == 5
     for _ in range(200):
         assert verifier.status(_random_kid_token(idp)) == 401
@@ -438,7 +443,7 @@ def test_random_kid_flood_costs_one_fetch_per_cooldown_window(jwks_server):
 def test_random_kid_flood_from_many_threads_costs_one_fetch(jwks_server):
     idp = Issuer()
     jwks_server.keys = [idp.jwk]
-    verifier = Verifier(jwks_server, FakeClock())
+    verifier = remote_verifier(jwks_server, FakeClock())
     results: list[int] = []
     lock = threading.Lock()
 
@@ -461,7 +466,7 @@ def test_flood_over_simulated_time_stays_within_one_fetch_per_window(jwks_server
     idp = Issuer()
     jwks_server.keys = [idp.jwk]
     clock = FakeClock()
-    verifier = Verifier(jwks_server, clock)
+    verifier = remote_verifier(jwks_server, clock)
     for _ in range(200):
         assert verifier.status(_random_kid_token(idp)) == 401
         clock.advance(0.5)  # 200 requests over 100 simulated seconds: 20 windows of 5 s
@@ -472,7 +477,7 @@ def test_rotation_at_the_provider_is_picked_up_within_the_cooldown(jwks_server):
     old, new = Issuer(), Issuer()
     jwks_server.keys = [old.jwk]
     clock = FakeClock()
-    verifier = Verifier(jwks_server, clock)
+    verifier = remote_verifier(jwks_server, clock)
     assert verifier.status(old.mint()) == 200
     # The provider rotates: publishes the new key next to the old one, signs with the new one.
     jwks_server.keys = [new.jwk, old.jwk]
@@ -515,7 +520,7 @@ def test_concurrent_requests_for_a_new_key_share_one_fetch(jwks_server):
     old, new = Issuer(), Issuer()
     jwks_server.keys = [old.jwk]
     clock = FakeClock()
-    verifier = Verifier(jwks_server, clock, jwks_timeout=10)
+    verifier = remote_verifier(jwks_server, clock, jwks_timeout=10)
     assert verifier.status(old.mint()) == 200
     jwks_server.keys = [new.jwk, old.jwk]
     jwks_server.mode = "gated"
@@ -535,7 +540,7 @@ def test_a_ttl_refresh_under_way_does_not_hold_up_requests_with_cached_keys(jwks
     idp = Issuer()
     jwks_server.keys = [idp.jwk]
     clock = FakeClock()
-    verifier = Verifier(jwks_server, clock, jwks_timeout=10)
+    verifier = remote_verifier(jwks_server, clock, jwks_timeout=10)
     assert verifier.status(idp.mint()) == 200
     jwks_server.mode = "gated"
     jwks_server.received.clear()
@@ -621,7 +626,7 @@ def test_stale_while_error_keeps_the_last_good_keys(jwks_server):
     idp, rotated = Issuer(), Issuer()
     jwks_server.keys = [idp.jwk]
     clock = FakeClock()
-    verifier = Verifier(jwks_server, clock, jwks_timeout=1)
+    verifier = remote_verifier(jwks_server, clock, jwks_timeout=1)
     assert verifier.status(idp.mint()) == 200
     for mode in ("fail", "junk", "slow", "redirect-file"):
         jwks_server.mode = mode
@@ -644,7 +649,7 @@ def test_no_keys_yet_is_503_and_retried_after_the_cooldown(jwks_server):
     jwks_server.keys = [idp.jwk]
     jwks_server.mode = "fail"
     clock = FakeClock()
-    verifier = Verifier(jwks_server, clock)
+    verifier = remote_verifier(jwks_server, clock)
     assert verifier.status(idp.mint()) == 503 and verifier.retry_after == 5
     jwks_server.mode = "ok"
     clock.advance(4)
@@ -661,7 +666,7 @@ def test_a_clock_stepped_back_does_not_freeze_the_keys(jwks_server):
     old, new = Issuer(), Issuer()
     jwks_server.keys = [old.jwk]
     clock = FakeClock()
-    verifier = Verifier(jwks_server, clock)
+    verifier = remote_verifier(jwks_server, clock)
     assert verifier.status(old.mint()) == 200
     clock.advance(-3600)
     jwks_server.keys = [new.jwk]  # rotated during the hour the clock went back
@@ -671,7 +676,7 @@ def test_a_clock_stepped_back_does_not_freeze_the_keys(jwks_server):
     assert jwks_server.fetches == 2
     # No keys yet, failing, then the clock goes back: retried after the cooldown, not an hour.
     jwks_server.mode = "fail"
-    cold = Verifier(jwks_server, clock)
+    cold = remote_verifier(jwks_server, clock)
     assert cold.status(new.mint()) == 503
     clock.advance(-3600)
     assert cold.status(new.mint()) == 503 and cold.retry_after == 5
