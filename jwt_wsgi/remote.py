@@ -15,14 +15,11 @@ What can go wrong with a remote key set, and what this module does about it:
   under way and use its result; those whose key is already cached do not wait for a TTL refresh.
 - **A slow or broken endpoint cannot hang a worker.** One deadline (``timeout``) covers
   discovery and the JWK Set together: connect, every read, the whole body. Redirects are not
-  followed, bodies over ``max_bytes`` are refused, anything but ``200`` + a JSON JWK Set fails.
-  The HTTP client is PyJWT's :class:`jwt.PyJWKClient` (its configuration, TLS context and
-  headers) with its fetch replaced: PyJWT's applies ``timeout`` to each socket operation and
-  reads any body whole, so a server dripping a byte at a time, or sending gigabytes, would hold
-  the worker (see :class:`JWKSClient`).
+  followed, bodies over ``max_bytes`` are refused, anything but ``200`` + a JSON JWK Set fails
+  (:class:`JWKSClient`: PyJWT's client with that fetch).
 - **Time is the caller's clock** (wall-clock seconds, injectable): TTL and cooldown are counted
-  on it, and a clock stepped backwards shortens them to their configured length rather than
-  stretching them. Only the socket deadline is on ``time.monotonic``.
+  on it; a clock stepped backwards cannot stretch either beyond its configured length. Only the
+  socket deadline is on ``time.monotonic``.
 - **Stale-while-error.** A failed refresh keeps the last good key set; only a process that has
   never had keys answers ``503`` (:class:`~jwt_wsgi.errors.ServiceUnavailable`), never ``500``,
   never "accept".

@@ -557,7 +557,7 @@ def test_a_ttl_refresh_under_way_does_not_hold_up_requests_with_cached_keys(jwks
 
 # -- a slow, broken or hostile endpoint ---------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["slow", "drip"])
-def test_slow_jwk_set_is_abandoned_at_the_deadline_and_other_routes_keep_answering(jwks_server, mode):
+def test_slow_jwk_set_fails_within_the_timeout_and_other_routes_keep_answering(jwks_server, mode):
     """A server that never answers, or drips a byte at a time (each read is quick, the body never
     ends): the fetch is abandoned at the deadline, 503, and nothing else waits for it."""
     idp = Issuer()
