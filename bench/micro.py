@@ -125,6 +125,13 @@ class Bench:
         self.add(Case("mw_repeat", "wsgi", "JWTMiddleware, valid repeated token",
                       _environs(header="HTTP_AUTHORIZATION", token=bearer),
                       app=self.middleware(bare_app, **opts), baseline="bare", expect="200"))
+        # The token in a cookie among others (token_sources with cookie: the cookie is parsed on
+        # every request, so its parser is on the hot path).
+        cookie = f"theme=dark; lang=en-GB; access_token={token}; _ga=GA1.2.3456789.1700000000"
+        self.add(Case("mw_cookie_repeat", "wsgi", "JWTMiddleware, valid repeated token in a cookie",
+                      _environs(header="HTTP_COOKIE", token=cookie),
+                      app=self.middleware(bare_app, token_sources=["header", "cookie"], **opts),
+                      baseline="bare", expect="200"))
         secret = self.secret
         self.add(Case("jwt_decode", "wsgi", "plain jwt.decode (HS256, same token)",
                       lambda n: _repeat(n, token),
