@@ -9,13 +9,13 @@
 """
 
 from ._version import __version__
-from .browser import CSRFFailed
 from .errors import (
     AuthError,
     BadRequest,
     CheckFailed,
     ClientError,
     ConfigurationError,
+    CSRFFailed,
     ExpiredToken,
     Forbidden,
     FreshTokenRequired,

@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import hmac
 import html
-import io
 import secrets
 import string
 import unicodedata
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
-from .errors import ConfigurationError, Forbidden
+from .errors import ConfigurationError
+from .errors import CSRFFailed as CSRFFailed  # its home is errors.py; this import path stays
+from .http import cookie_value as cookie_value
+from .http import form_field, set_cookie
+from .http import wants_html as wants_html
 from .settings import Settings
 from .settings.loading import is_template_text
-from .tokens import cookie_values
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "HTTP_X_CSRF_TOKEN"
@@ -35,42 +37,6 @@ CSRF_FIELD = "csrf_token"
 LOGIN_CSRF_COOKIE = "login_csrf"
 CSRF_COOKIE = "csrf_token"
 REFRESH_COOKIE = "refresh_token"
-
-
-class CSRFFailed(Forbidden):
-    code = "csrf_failed"
-    message = "Cross-site request refused: the CSRF token or origin is missing or wrong"
-
-
-def _quality(ranges: list[tuple[str, float]], offer: str) -> float:
-    """RFC 9110 §12.5.1: the q of the most specific range that matches ``offer``."""
-    kind = offer.split("/", 1)[0] + "/*"
-    best, specificity = 0.0, -1
-    for media, q in ranges:
-        rank = 2 if media == offer else 1 if media == kind else 0 if media == "*/*" else -1
-        if rank > specificity:
-            best, specificity = q, rank
-    return best if specificity >= 0 else 0.0
-
-
-def wants_html(environ: Mapping[str, Any]) -> bool:
-    """True when ``Accept`` prefers HTML to JSON (a browser navigating); ties (``*/*``) go to JSON."""
-    accept = environ.get("HTTP_ACCEPT")
-    if not accept or "html" not in accept:
-        return False
-    ranges: list[tuple[str, float]] = []
-    for item in accept.split(",")[:50]:
-        media, *params = (part.strip() for part in item.split(";"))
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = min(max(float(value), 0.0), 1.0)
-                except ValueError:
-                    q = 0.0
-        ranges.append((media.lower(), q))
-    return _quality(ranges, "text/html") > _quality(ranges, "application/json")
 
 
 def origin_of(environ: Mapping[str, Any]) -> str:
@@ -120,24 +86,6 @@ def safe_next(value: str | None, default: str = "/") -> str:
     return quote(value, safe=_ASCII_SAFE)
 
 
-def read_form(environ: dict[str, Any], cap: int) -> dict[str, str]:
-    """The urlencoded fields of an application request, leaving the body readable for the app."""
-    if not environ.get("CONTENT_TYPE", "").lower().startswith("application/x-www-form-urlencoded"):
-        return {}
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return {}
-    if length <= 0 or length > cap:
-        return {}
-    body = environ["wsgi.input"].read(length)
-    environ["wsgi.input"] = io.BytesIO(body)
-    try:
-        return dict(parse_qsl(body.decode("utf-8"), max_num_fields=100))
-    except (UnicodeDecodeError, ValueError):
-        return {}
-
-
 def csrf_ok(environ: dict[str, Any], claims: Mapping[str, Any], cap: int,
             fields: Mapping[str, Any] | None = None) -> bool:
     """The double-submit and origin checks for a cookie-authenticated unsafe request.
@@ -149,18 +97,13 @@ def csrf_ok(environ: dict[str, Any], claims: Mapping[str, Any], cap: int,
     expected = claims.get("csrf")
     if not isinstance(expected, str) or not expected:
         return False
-    given = environ.get(CSRF_HEADER) or (fields if fields is not None else read_form(environ, cap)).get(CSRF_FIELD)
+    given = environ.get(CSRF_HEADER) or (fields.get(CSRF_FIELD) if fields is not None
+                                         else form_field(environ, cap, CSRF_FIELD))
     return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def new_csrf() -> str:
     return secrets.token_urlsafe(24)
-
-
-def cookie_value(environ: Mapping[str, Any], name: str) -> str | None:
-    """The one value of cookie ``name``, or ``None`` (absent, or sent twice with different values)."""
-    values = set(cookie_values(environ.get("HTTP_COOKIE", ""), name))
-    return values.pop() if len(values) == 1 else None
 
 
 class Cookies:
@@ -179,12 +122,8 @@ class Cookies:
 
     def _cookie(self, name: str, value: str, *, path: str, max_age: int, http_only: bool = True,
                 samesite: str | None = None) -> tuple[str, str]:
-        parts = [f"{name}={value}", f"Path={path}", f"Max-Age={max_age}", f"SameSite={samesite or self.samesite}"]
-        if http_only:
-            parts.append("HttpOnly")
-        if self.secure:
-            parts.append("Secure")
-        return ("Set-Cookie", "; ".join(parts))
+        return set_cookie(name, value, path=path, max_age=max_age, secure=self.secure,
+                          samesite=samesite or self.samesite, http_only=http_only)
 
     def session(
         self, access: str, access_ttl: int, csrf: str, refresh: str | None, refresh_ttl: int

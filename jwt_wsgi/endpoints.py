@@ -24,23 +24,22 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
-from .browser import Cookies, CSRFFailed, LoginPage, cookie_value, csrf_ok, new_csrf, safe_next, same_origin, wants_html
+from .browser import Cookies, LoginPage, csrf_ok, new_csrf, safe_next, same_origin
 from .claims import FRESH_CLAIM, RESERVED_CLAIMS, time_ordered_id
 from .errors import (
     AuthError,
     BadRequest,
+    CSRFFailed,
     ExpiredToken,
     InvalidCredentials,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
     InvalidToken,
-    LengthRequired,
     MethodNotAllowed,
     MissingToken,
-    PayloadTooLarge,
     RevokedToken,
     ServerError,
     ServiceUnavailable,
@@ -48,122 +47,20 @@ from .errors import (
     TooManyRequests,
     UnauthorizedClient,
     UnsupportedGrantType,
-    UnsupportedMediaType,
     UnsupportedTokenType,
 )
+from .http import FORM, JSON, cookie_value, media_type, parse_fields, query_value, wants_html
 from .responses import NO_STORE, StartResponse, article_login, json_response, status_line
 from .settings import Settings
 from .stores import Store, check_revoked, cutoff_after
-from .tokens import TokenIssuer, TokenReader, TokenVerifier, query_values
+from .tokens import TokenIssuer, TokenReader, TokenVerifier
 from .users import MAX_PASSWORD, MAX_USERNAME, Authenticate
 
 log = logging.getLogger(__name__)
 
-#: The access-token claim that says it came from a password check (``true``) or a refresh (``false``).
-FORM = "application/x-www-form-urlencoded"
-JSON = "application/json"
-_MAX_FIELDS = 16
 _NOT_REVOCABLE = ("The token has no jti and cannot be revoked alone; "
                   'send {"all": true} to revoke every token of this user')
 _PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-
-
-# -- request bodies -----------------------------------------------------------------------------
-def read_body(environ: Mapping[str, Any], cap: int) -> bytes:
-    """At most ``cap`` bytes of the request body; :class:`PayloadTooLarge` beyond that."""
-    length = environ.get("CONTENT_LENGTH") or ""
-    stream = environ["wsgi.input"]
-    if length.strip():
-        try:
-            size = int(length)
-        except ValueError:
-            raise BadRequest("Content-Length is not a number") from None
-        if size < 0:
-            raise BadRequest("Content-Length is not a number")
-        if size > cap:
-            raise PayloadTooLarge()
-        data: bytes = stream.read(size) if size else b""
-        return data
-    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if chunked and not environ.get("wsgi.input_terminated"):
-        # PEP 3333 lets an application read only CONTENT_LENGTH bytes; a server that neither
-        # passes a length nor promises an end (uWSGI's HTTP router hands such a body over as
-        # empty) has not given us the body. Say so, rather than blame an empty field.
-        raise LengthRequired()
-    if environ.get("wsgi.input_terminated"):
-        data = stream.read(cap + 1)
-        if len(data) > cap:
-            raise PayloadTooLarge()
-        return data
-    return b""
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise BadRequest("Duplicate key in JSON body")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise BadRequest("NaN and Infinity are not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise BadRequest("Number out of range")
-    return value
-
-
-def parse_fields(environ: Mapping[str, Any], cap: int, *, allow_empty: bool = False) -> dict[str, Any]:
-    """The fields of a JSON object or urlencoded form body.
-
-    :param allow_empty: an empty body (no content type needed) yields ``{}``.
-    :raises AuthError: 400, 413 or 415 with a fixed message.
-    """
-    body = read_body(environ, cap)
-    content_type = environ.get("CONTENT_TYPE", "")
-    if not body and allow_empty:
-        return {}
-    mime, _, params = content_type.partition(";")
-    mime = mime.strip().lower()
-    charset = ""
-    for param in params.split(";"):
-        key, _, value = param.strip().partition("=")
-        if key.strip().lower() == "charset":
-            charset = value.strip().strip('"').lower()
-    if charset not in ("", "utf-8", "utf8") or mime not in (JSON, FORM):
-        raise UnsupportedMediaType()
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("The body is not UTF-8") from None
-    if mime == JSON:
-        try:
-            data = json.loads(
-                text,
-                object_pairs_hook=_no_duplicates,
-                parse_constant=_reject_constant,
-                parse_float=_finite_float,
-            )
-        except (ValueError, RecursionError):
-            # ValueError covers malformed JSON and integers over Python's digit limit.
-            raise BadRequest("The body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise BadRequest("The body must be a JSON object")
-        return data
-    # Empty pairs ("a=1&", "a=1&&b=2") are harmless and some clients send them (WHATWG URL
-    # parsing skips them too); a pair without "=" is still malformed.
-    text = "&".join(pair for pair in text.split("&") if pair)
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=_MAX_FIELDS,
-                          errors="strict")
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("The form is malformed") from None
-    return _no_duplicates(pairs)
 
 
 def _text_field(fields: Mapping[str, Any], name: str, limit: int) -> str:
@@ -258,15 +155,6 @@ def client_address(environ: Mapping[str, Any], trusted: frozenset[str]) -> str:
     return addr
 
 
-def _query_value(environ: Mapping[str, Any], name: str) -> str | None:
-    """The one value of query parameter ``name``; ``None`` when absent, repeated or unparseable."""
-    try:
-        values = query_values(environ.get("QUERY_STRING", ""), name)
-    except InvalidRequest:
-        return None  # a page falls back to its default rather than failing on someone's query
-    return values[0] if len(values) == 1 else None
-
-
 def _bucket(kind: str, value: str) -> str:
     # Hashed so that counters never store raw user input and keys have a fixed size.
     return f"rl:{kind}:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -354,10 +242,10 @@ class Endpoints:
         method = environ.get("REQUEST_METHOD")
         browser = self.browser and wants_html(environ)
         if browser and method in ("GET", "HEAD"):
-            return self._login_page(environ, start_response, next_path=_query_value(environ, "next"))
+            return self._login_page(environ, start_response, next_path=query_value(environ, "next"))
         if method != "POST":
             raise MethodNotAllowed("GET, HEAD, POST" if self.browser else "POST")
-        if browser and environ.get("CONTENT_TYPE", "").lower().startswith(FORM):
+        if browser and media_type(environ)[0] == FORM:
             return self._browser_login(environ, start_response)
         fields = parse_fields(environ, self.settings.max_body_size)
         if grant_type(fields) == "refresh_token":
@@ -391,7 +279,7 @@ class Endpoints:
         if "cookies" not in fields:
             return False
         wanted = fields["cookies"]
-        if not environ.get("CONTENT_TYPE", "").lower().startswith(JSON):
+        if media_type(environ)[0] != JSON:
             # A urlencoded body can come from any site's form (login CSRF); JSON cannot.
             raise BadRequest("'cookies' is accepted in a JSON body only")
         if not isinstance(wanted, bool):
@@ -476,13 +364,8 @@ class Endpoints:
             return self._login_page(environ, start_response, next_path=next_path, status=error.status,
                                     username=username, extra=error.headers,
                                     error="The sign-in service is unavailable. Please try again in a moment.")
-        csrf = new_csrf()
-        tokens = self._token_response(sub, {**claims, "csrf": csrf}, fresh=True)
-        return self._redirect(start_response, target, [
-            *cookies.session(tokens["access_token"], int(self.settings.access_ttl), csrf,
-                             tokens.get("refresh_token"), int(self.settings.refresh_ttl)),
-            cookies.login_form("", max_age=0),
-        ])
+        session, _ = self.cookie_session(environ, sub, claims)
+        return self._redirect(start_response, target, [*session, cookies.login_form("", max_age=0)])
 
     @staticmethod
     def _redirect(start_response: StartResponse, location: str, headers: list[tuple[str, str]]) -> list[bytes]:
@@ -621,7 +504,7 @@ class Endpoints:
         cookies = Cookies(self.settings, self.reader.cookie_secure(environ))
         # Both answers are settled (and ASCII) before the refresh token is spent: an answer that
         # failed after the rotation would lose the session.
-        next_path = safe_next(_query_value(environ, "next"))
+        next_path = safe_next(query_value(environ, "next"))
         login = f"{self.settings.login_path}?next={quote(next_path, safe='')}"
         token = cookie_value(environ, cookies.refresh)
         try:

@@ -19,7 +19,7 @@ The tree says who is at fault, so that an ``except`` clause means what it reads:
     │   ├── UnsupportedGrantType, UnauthorizedClient, InvalidScope   400 (RFC 6749 §5.2)
     │   ├── UnsupportedTokenType    400 (RFC 7009 §2.2.1)
     │   ├── Forbidden               403  ──  InsufficientScope  ──  RoleRequired, CheckFailed
-    │   │                                    (and the browser's CSRFFailed)
+    │   │                                    CSRFFailed (the browser's double submit)
     │   ├── MethodNotAllowed 405, LengthRequired 411, PayloadTooLarge 413,
     │   │   UnsupportedMediaType 415, TooManyRequests 429
     └── ServerError                 5xx: our side failed; the same request may work later
@@ -239,6 +239,13 @@ class CheckFailed(InsufficientScope):
     """403: the application's own predicate on the claims (``requires(check=...)``) said no."""
 
     message = "The token does not allow this request"
+
+
+class CSRFFailed(Forbidden):
+    """403: a cookie-authenticated unsafe request without this site's CSRF token or origin."""
+
+    code = "csrf_failed"
+    message = "Cross-site request refused: the CSRF token or origin is missing or wrong"
 
 
 class MethodNotAllowed(ClientError):

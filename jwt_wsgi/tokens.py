@@ -20,6 +20,7 @@ import jwt
 
 from .claims import RESERVED_CLAIMS, is_numeric_date, time_ordered_id
 from .errors import ExpiredToken, InvalidRequest, InvalidToken, MissingToken
+from .http import cookie_values, query_values
 from .keys import KeyRing
 from .settings import Settings
 
@@ -147,25 +148,6 @@ def _one_value(values: list[str]) -> str | None:
     if not _TOKEN68.fullmatch(value):
         raise InvalidRequest("The token is malformed")
     return value
-
-
-def cookie_values(header: str, name: str) -> list[str]:
-    values = []
-    for part in header.split(";"):
-        key, sep, value = part.strip().partition("=")
-        if sep and key == name:
-            values.append(value.strip().strip('"'))
-    return values
-
-
-def query_values(query: str, name: str) -> list[str]:
-    from urllib.parse import parse_qsl
-
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=100)
-    except ValueError:
-        raise InvalidRequest("The query string is malformed") from None
-    return [value for key, value in pairs if key == name]
 
 
 class TokenVerifier:
