@@ -99,7 +99,8 @@ def csrf_ok(environ: dict[str, Any], claims: Mapping[str, Any], cap: int,
         return False
     given = environ.get(CSRF_HEADER) or (fields.get(CSRF_FIELD) if fields is not None
                                          else form_field(environ, cap, CSRF_FIELD))
-    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
+    # A JSON body can carry a lone surrogate: compared as it is, never a UnicodeEncodeError.
+    return isinstance(given, str) and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def new_csrf() -> str:

@@ -100,9 +100,15 @@ def wants_html(environ: Mapping[str, Any]) -> bool:
 
 
 def media_type(environ: Mapping[str, Any]) -> tuple[str, str]:
-    """(the body's media type, its ``charset`` parameter), both lower case; ``""`` for either when absent."""
-    mime, params = parse_options_header(environ.get("CONTENT_TYPE"))
-    return mime.lower(), params.get("charset", "").lower()
+    """(the body's media type, its ``charset`` parameter), both lower case; ``""`` for either when absent.
+
+    A ``charset`` that Werkzeug cannot read (``charset = utf-16``, an open quote) is ``"?"``, so
+    that it is refused rather than taken for the default.
+    """
+    header = environ.get("CONTENT_TYPE") or ""
+    mime, params = parse_options_header(header)
+    charset = params.get("charset") or ("?" if "charset" in header.lower() else "")
+    return mime.lower(), charset.lower()
 
 
 def set_cookie(name: str, value: str, *, path: str, max_age: int, secure: bool, samesite: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from http.cookies import SimpleCookie
@@ -409,3 +410,81 @@ def test_protected_page_redirect_is_ascii(browser, path, query, location):
     response = browser.get(path, headers=HTML, environ_overrides=overrides)
     assert response.status_code == 303
     assert_ascii_location(response, location)
+
+
+def _echo_body(environ, start_response):
+    """The application reads its own body after the middleware looked for the CSRF field."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        pytest.param("csrf_token=RIGHT&tag=a&tag=b", 200, id="the-apps-own-fields-repeated"),
+        pytest.param("tag=a&csrf_token=RIGHT&&tag=b&", 200, id="empty-pairs"),
+        pytest.param("csrf_token=RIGHT&csrf_token=RIGHT", 403, id="csrf-field-twice-same-value"),
+        pytest.param("csrf_token=forged&csrf_token=RIGHT", 403, id="csrf-field-twice-the-last-right"),
+        pytest.param("csrf_token=RIGHT&junk", 403, id="a-pair-without-equals"),
+        pytest.param("csrf_token=RIGHT&x=%ff", 403, id="not-utf8-once-decoded"),
+    ],
+)
+def test_one_rule_for_repeated_fields_in_an_applications_form(make_client, body, status):
+    """A field the middleware reads appears once, as at the endpoints (a repeated one is refused,
+    not resolved); the application's own repeated fields are its business, and its body stays
+    readable. The form is parsed by the endpoints' parser."""
+    client = make_client(_echo_body, token_sources=["header", "cookie"])
+    jar = cookies_of(sign_in(client))
+    right = jar["csrf_token"]["value"]
+    body = body.replace("RIGHT", right)
+    cookie = f"access_token={jar['access_token']['value']}; csrf_token={right}"
+    response = client.post("/api/items", data=body, content_type="application/x-www-form-urlencoded",
+                           headers={"Cookie": cookie})
+    assert response.status_code == status
+    if status == 200:
+        assert response.data == body.encode()
+    else:
+        assert response.json["error"] == "csrf_failed"
+
+
+@pytest.mark.parametrize(
+    "csrf",
+    [
+        pytest.param("\ud800", id="lone-surrogate"),
+        pytest.param("é" * 40, id="not-ascii"),
+        pytest.param(["RIGHT"], id="a-list"),
+    ],
+)
+def test_odd_csrf_values_in_a_json_logout_are_403(browser, csrf):
+    jar = cookies_of(sign_in(browser))
+    cookie = f"access_token={jar['access_token']['value']}; csrf_token={jar['csrf_token']['value']}"
+    response = browser.post("/auth/logout", headers={"Cookie": cookie},
+                            data=json.dumps({"csrf_token": csrf}), content_type="application/json")
+    assert response.status_code == 403 and response.json["error"] == "csrf_failed"
+
+
+def test_set_cookie_carries_max_age_and_no_expires(browser):
+    """Set-Cookie is built by Werkzeug's dump_cookie, without Expires (which would read the wall clock)."""
+    headers = sign_in(browser).headers.getlist("Set-Cookie")
+    access = next(h for h in headers if h.startswith("access_token="))
+    attributes = sorted(part.strip() for part in access.split(";")[1:])
+    assert attributes == ["HttpOnly", "Max-Age=1800", "Path=/", "SameSite=Lax"]
+    assert not any("expires" in h.lower() for h in headers)
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        pytest.param("text/html;q=0.1, */*", False, id="specific-range-decides"),
+        pytest.param("*/*;q=0.1, text/html;q=0.2", True, id="html-above-any"),
+        pytest.param("application/json;q=0.9, text/html", True, id="json-lower"),
+        pytest.param("text/html;q=0", False, id="html-refused"),
+        pytest.param("text/html;q=2", False, id="q-out-of-range-drops-the-range"),
+        pytest.param("text/html, application/json;q=bogus", True, id="bogus-json-q"),
+        pytest.param(", ,text/html;;", True, id="empty-members"),
+        pytest.param("text/html" + ", x/y" * 5000, True, id="long"),
+    ],
+)
+def test_wants_html_more_spellings(accept, html):
+    assert wants_html({"HTTP_ACCEPT": accept}) is html

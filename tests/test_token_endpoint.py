@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from werkzeug.test import Client
 
 from .conftest import ADMIN_PASSWORD, ALICE_PASSWORD, SECRET, bearer, login, mint
 
@@ -377,3 +378,39 @@ def test_revocation_path_option_in_every_source():
         Settings(secret=SECRET, revocation_path="/auth/logout")
     with pytest.raises(ConfigurationError, match="revocation_path"):
         Settings(secret=SECRET, revocation_path="auth/revoke")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        pytest.param("application/x-www-form-urlencoded; charset=UTF-8", 200, id="upper-case"),
+        pytest.param('application/x-www-form-urlencoded; charset="utf-8"', 200, id="quoted"),
+        pytest.param("application/x-www-form-urlencoded;charset=utf8", 200, id="utf8-no-space"),
+        pytest.param("Application/X-WWW-Form-URLEncoded", 200, id="type-case"),
+        pytest.param("application/x-www-form-urlencoded; charset*=UTF-8''utf-8", 200, id="rfc2231"),
+        pytest.param("application/x-www-form-urlencoded; charset=iso-8859-1", 415, id="latin-1"),
+        pytest.param("application/x-www-form-urlencoded ; charset = utf-16", 415, id="unreadable-charset"),
+        pytest.param('application/x-www-form-urlencoded; charset="utf-8', 415, id="open-quote"),
+        pytest.param("application/x-www-form-urlencoded; charset=", 415, id="empty-charset"),
+        pytest.param("application/x-www-form-urlencoded, application/json", 415, id="two-types"),
+        pytest.param("application/x-www-form-urlencoded\x00", 415, id="nul"),
+    ],
+)
+def test_content_type_and_charset_spellings(client, content_type, status):
+    """The media type and its charset parameter, as Werkzeug parses them: UTF-8 or a 415, never a 500."""
+    response = client.post(LOGIN, data=f"username=alice&password={ALICE_PASSWORD}", content_type=content_type)
+    assert response.status_code == status, response.json
+    if status == 415:
+        assert response.json["error"] == "unsupported_media_type"
+
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", "0x10"])
+def test_a_content_length_that_is_not_a_number_is_400(client, length):
+    """Werkzeug would read a bad Content-Length as 0 (an empty form); the HTTP layer says what is wrong.
+    (Sent to the middleware itself: wsgiref's validator refuses such an environ before it.)"""
+    raw = Client(client.middleware)
+    response = raw.post(LOGIN, data=f"username=alice&password={ALICE_PASSWORD}",
+                        content_type="application/x-www-form-urlencoded", environ_overrides={"CONTENT_LENGTH": length})
+    assert response.status_code == 400
+    assert response.json == {"error": "invalid_request", "message": "Content-Length is not a number"}
