@@ -27,6 +27,7 @@ from .jose import ALGORITHMS, HMAC_ALGORITHMS
 from .settings import Settings, parse_duration
 
 if TYPE_CHECKING:
+    from .middleware import JWTMiddleware
     from .remote import RemoteKeySet
 
 PROG = "jwt-wsgi"
@@ -415,13 +416,47 @@ def _need_gunicorn() -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _need_gunicorn()
-    from .middleware import JWTMiddleware
-    from .serving import gunicorn_options, import_app, run
+    from .serving import gunicorn_options, run
 
     _check_bind(args.bind)
     threads = _serve_threads(args)
     if args.app is None and not args.forward_auth:
         _fail("serve needs MODULE:APP, the WSGI application to wrap (or --forward-auth to serve only the verifier)")
+    # Built and checked here, in the master, before anything binds: a mistake is one line.
+    app = _serve_app(args)
+    _ping(app)
+    first_store = app.settings.store
+
+    def options(app: JWTMiddleware) -> dict[str, Any]:
+        return gunicorn_options(args.bind, args.workers, worker_class=args.worker_class, threads=threads,
+                                timeout=args.timeout, trusted_proxies=app.settings.trusted_proxies)
+
+    def reload() -> tuple[JWTMiddleware, dict[str, Any]]:
+        # SIGHUP: the configuration file and the keys again, checked the same way. When the
+        # configuration names no store, the one in use is kept: the default file's name covers the
+        # keys, and revocations must outlive a key rotation.
+        try:
+            fresh = _serve_app(args, default_store=first_store)
+            if fresh.settings.store != first_store:
+                _ping(fresh)  # a new store must answer; an outage of the same one must not block a rotation
+        except UsageError as exc:
+            raise ConfigurationError("serve", str(exc)) from None
+        fresh.store.close()  # opened again, lazily, in each worker
+        return fresh, options(fresh)
+
+    run(app, options(app), reload=reload)
+    return 0
+
+
+def _serve_app(args: argparse.Namespace, *, default_store: str | None = None) -> JWTMiddleware:
+    """The middleware ``serve`` runs, from ``--config`` (or ``JWT_WSGI_*``) and the command line.
+
+    :param default_store: the store to use when none is configured and several workers need one
+        (default: a SQLite file of this application's own, announced on stderr).
+    """
+    from .middleware import JWTMiddleware
+    from .serving import import_app
+
     overrides: dict[str, Any] = {}
     if args.protect:
         overrides["protect"] = args.protect
@@ -439,14 +474,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         # A file of this application's own: another app served from the same host must never
         # share its revocations or lock its users out.
-        settings = load_settings(args.config, **overrides, store=default_store_url(label, settings))
-        print(f"{PROG}: {args.workers} workers share revocations and rate limits in {settings.store}", file=sys.stderr)
+        settings = load_settings(args.config, **overrides, store=default_store or default_store_url(label, settings))
+        if default_store is None:
+            print(f"{PROG}: {args.workers} workers share revocations and rate limits in {settings.store}",
+                  file=sys.stderr)
     _refuse_memory_store(settings, args.workers)
-    app = JWTMiddleware(import_app(args.app) if args.app else _not_found, settings)
-    _ping(app)
-    run(app, gunicorn_options(args.bind, args.workers, worker_class=args.worker_class, threads=threads,
-                              timeout=args.timeout, trusted_proxies=settings.trusted_proxies))
-    return 0
+    return JWTMiddleware(import_app(args.app) if args.app else _not_found, settings)
 
 
 def _not_found(environ: dict[str, Any], start_response: Any) -> list[bytes]:

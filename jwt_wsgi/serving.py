@@ -2,8 +2,10 @@
 
 Safe defaults: no peer is trusted to set forwarded headers (``SCRIPT_NAME``, ``PATH_INFO``,
 ``X-Forwarded-*``) unless named with ``--trusted-proxy``; gunicorn's request-line and header
-limits are kept; the wrapped application is built once in the master process (configuration
-errors stop the boot) and inherited by the forked workers, whose stores connect lazily; threaded
+limits are kept; the wrapped application is built in the master process (configuration errors
+stop the boot) and inherited by the forked workers, whose stores connect lazily; ``SIGHUP`` builds
+it again from the configuration file and keys (a broken one is logged and the previous one kept)
+before gunicorn replaces the workers; threaded
 workers (``gthread``), so that a few clients sending their bodies slowly cannot hold every worker.
 
 Logs: :class:`Logger` is the gunicorn logger class of ``jwt-wsgi serve`` and
@@ -18,11 +20,12 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gunicorn import glogging
 
+from .errors import ConfigurationError
 from .middleware import WSGIApp
 from .settings.loading import import_object
 
@@ -82,17 +85,45 @@ def gunicorn_options(
     return options
 
 
-def run(app: WSGIApp, options: dict[str, Any]) -> None:
-    """Serve ``app`` with gunicorn until interrupted."""
+def run(app: WSGIApp, options: dict[str, Any],
+        reload: Callable[[], tuple[WSGIApp, dict[str, Any]]] | None = None) -> None:
+    """Serve ``app`` with gunicorn until interrupted.
+
+    The workers are forked from this (the master) process and inherit ``app``; it is never built
+    in a worker, so a worker cannot fail to boot over a configuration.
+
+    :param reload: called in the master on ``SIGHUP``, before gunicorn starts new workers (and
+        stops the old ones gracefully): the application and options the new workers get. If it
+        raises, one error line is logged and the new workers get the application in use: a broken
+        configuration never stops the server. The line quotes a :class:`ConfigurationError`'s
+        message, and only the class of any other exception.
+    """
     from gunicorn.app.base import BaseApplication
+
+    serving, settings = app, options
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            for key, value in options.items():
+            for key, value in settings.items():
                 self.cfg.set(key, value)
 
         def load(self) -> WSGIApp:
-            return app
+            return serving  # in each worker, after the fork
+
+        def reload(self) -> None:
+            nonlocal serving, settings
+            if reload is not None:
+                try:
+                    serving, settings = reload()
+                except Exception as exc:  # whatever it is, the master keeps serving
+                    # A ConfigurationError says what to fix and names no secret; any other text
+                    # might quote one, so only its class is logged.
+                    reason = str(exc) if isinstance(exc, ConfigurationError) else type(exc).__name__
+                    logging.getLogger("gunicorn.error").error(
+                        "reload failed, the new workers keep the previous configuration: %s", reason)
+                else:
+                    logging.getLogger("gunicorn.error").info("reloaded the configuration and keys")
+            super().reload()
 
     _Server().run()
 
