@@ -25,10 +25,8 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from jwt_wsgi.users import save_atomically
-
 from tests.conftest import FAST_HASH, mint
-from tests.servers import JWT_WSGI, REPO_ROOT, START_TIMEOUT, STOP_TIMEOUT, Server, bearer, get, login, post, \
-    server_env
+from tests.servers import JWT_WSGI, REPO_ROOT, START_TIMEOUT, STOP_TIMEOUT, Server, bearer, get, login, post, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -101,11 +99,25 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+def describe(pids: set[int]) -> str:
+    """``pid state command`` of each process, for failure messages."""
+    found = []
+    for pid in sorted(pids):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            state, command = "gone", ""
+        found.append(f"{pid} {state} {command[:120]}")
+    return "; ".join(found) or "none"
+
+
 def until(server: Server, condition: Callable[[], bool], what: str, timeout: float = START_TIMEOUT) -> None:
     """Poll ``condition`` until it holds (bounded); the failure quotes the server's log."""
     deadline = time.monotonic() + timeout
     while not condition():
-        server.check(time.monotonic() < deadline, f"{what}: not within {timeout:g} s")
+        server.check(time.monotonic() < deadline,
+                     f"{what}: not within {timeout:g} s; the master's children: {describe(children(server.pid))}")
         time.sleep(0.05)  # polling another process
 
 
@@ -141,6 +153,12 @@ class Client(threading.Thread):
         return self.answers[200]
 
 
+def started(server: Server, workers: int = 2) -> Server:
+    """``server``, once its master has forked every worker (it answers as soon as one has)."""
+    until(server, lambda: len([pid for pid in children(server.pid) if alive(pid)]) == workers, "the workers to start")
+    return server
+
+
 def replace_workers(server: Server, send: Callable[[], None]) -> None:
     """``send()`` a signal, then wait until every worker the master had before is gone."""
     before = children(server.pid)
@@ -168,7 +186,7 @@ def served(project: Path) -> Iterator[Server]:
     server = Server([JWT_WSGI, "serve", APP, "--config", str(project / "jwt.toml"),
                      "--bind", "127.0.0.1:{port}", "--workers", "2"], env=env, log_dir=project, name="serve")
     with server:
-        yield server
+        yield started(server)
 
 
 def signing_kid(server: Server) -> Any:
@@ -201,8 +219,8 @@ def test_hup_rotates_the_keys_without_failing_a_request(served: Server, project:
 
 BROKEN = [
     pytest.param("[[keys]\nkid = 'b'\n", "is not valid TOML", id="not-toml"),
-    pytest.param('algorithm = "RS256"\n[[keys]]\nkid = "b"\nprivate_key = "missing.pem"\nactive = true\n', "missing.pem",
-                 id="missing-key-file"),
+    pytest.param('algorithm = "RS256"\n[[keys]]\nkid = "b"\nprivate_key = "missing.pem"\nactive = true\n',
+                 "missing.pem", id="missing-key-file"),
 ]
 
 
@@ -243,10 +261,20 @@ def test_usr2_then_term_replaces_the_master(project: Path) -> None:
     server = Server([JWT_WSGI, "serve", APP, "--config", str(project / "jwt.toml"),
                      "--bind", "127.0.0.1:{port}", "--workers", "2"], env=env, log_dir=project, name="serve")
     with server:
+        started(server)
         try:
             a, b, revoked = token("a"), token("b"), token("a")
             assert post(server.base_url, "/auth/logout", headers=bearer(revoked)).status == 204
             old_workers = children(server.pid)
+            # A broken configuration stops the new master at once, with one line; the old one
+            # serves on, and can be asked again.
+            write(project / "jwt.toml", "[[keys]\n")
+            os.kill(server.pid, signal.SIGUSR2)
+            until(server, lambda: bool(log_lines(server, "jwt-wsgi: error: config:")), "the new master's error")
+            until(server, lambda: children(server.pid) == old_workers, "the new master to exit")
+            assert status(server, a) == 200
+            assert len(log_lines(server, "jwt-wsgi: error:")) == 1
+
             write(project / "jwt.toml", config("b", "a", store="sqlite:///store.db"))
             with Client(server, a) as client:
                 os.kill(server.pid, signal.SIGUSR2)
