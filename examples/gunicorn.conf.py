@@ -61,7 +61,9 @@ workers = int(os.environ.get("WORKERS", "2"))
 worker_class = os.environ.get("WORKER_CLASS", "gthread")
 threads = int(os.environ.get("THREADS", str(DEFAULT_THREADS)))
 # Build the app once in the master: a configuration error (no JWT_WSGI_SECRET, ...) stops the
-# start-up at once instead of failing in every worker. Stores connect after the fork.
+# start-up at once instead of failing in every worker. Stores connect after the fork. A HUP
+# therefore keeps jwt_wsgi's configuration and keys: change them with USR2 then TERM, or a
+# restart (README, "Reloading the configuration and rotating keys"; `jwt-wsgi serve` reloads).
 preload_app = True
 timeout = DEFAULT_TIMEOUT
 # Trust no peer to move the mount point or forge the client address; behind a proxy, name it:

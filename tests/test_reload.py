@@ -176,13 +176,14 @@ def project(tmp_path: Path) -> Path:
     save_atomically(str(tmp_path / "users.json"),
                     {"users": {"alice": {"password": generate_password_hash(PASSWORD, method=FAST_HASH)}}})
     write(tmp_path / "jwt.toml", config("a"))
+    (tmp_path / "exploding_import.py").write_text('raise RuntimeError("IMPORT-ERROR-TEXT")\n')
     return tmp_path
 
 
 @pytest.fixture
 def served(project: Path) -> Iterator[Server]:
     """``jwt-wsgi serve --config jwt.toml`` with two workers and no store configured."""
-    env = server_env(project / "runtime", PYTHONPATH=str(REPO_ROOT))
+    env = server_env(project / "runtime", PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(project)]))
     server = Server([JWT_WSGI, "serve", APP, "--config", str(project / "jwt.toml"),
                      "--bind", "127.0.0.1:{port}", "--workers", "2"], env=env, log_dir=project, name="serve")
     with server:
@@ -221,6 +222,8 @@ BROKEN = [
     pytest.param("[[keys]\nkid = 'b'\n", "is not valid TOML", id="not-toml"),
     pytest.param('algorithm = "RS256"\n[[keys]]\nkid = "b"\nprivate_key = "missing.pem"\nactive = true\n',
                  "missing.pem", id="missing-key-file"),
+    # Not a ConfigurationError: its text might hold anything, so only its class is logged.
+    pytest.param('authenticate = "exploding_import:check"\n' + config("b", "a"), ": RuntimeError", id="raises"),
 ]
 
 
@@ -240,7 +243,7 @@ def test_hup_with_a_broken_configuration_keeps_the_last_good_one(served: Server,
     assert len(errors) == 1, errors
     assert "[ERROR]" in errors[0] and "keep the previous configuration" in errors[0] and reason in errors[0], errors
     log = served.output()
-    assert "Traceback" not in log
+    assert "Traceback" not in log and "IMPORT-ERROR-TEXT" not in log
     assert not any(secret in log for secret in SECRETS.values())
     assert served.process is not None and served.process.poll() is None  # the master lives on
     assert (status(served, a), status(served, b)) == (200, 200)
