@@ -439,9 +439,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             fresh = _serve_app(args, default_store=first_store)
             if fresh.settings.store != first_store:
                 _ping(fresh)  # a new store must answer; an outage of the same one must not block a rotation
+            else:
+                fresh.store.close()  # opened again, lazily, in each worker (as _ping leaves it)
         except UsageError as exc:
             raise ConfigurationError("serve", str(exc)) from None
-        fresh.store.close()  # opened again, lazily, in each worker
         return fresh, options(fresh)
 
     run(app, options(app), reload=reload)

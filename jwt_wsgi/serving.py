@@ -4,9 +4,9 @@ Safe defaults: no peer is trusted to set forwarded headers (``SCRIPT_NAME``, ``P
 ``X-Forwarded-*``) unless named with ``--trusted-proxy``; gunicorn's request-line and header
 limits are kept; the wrapped application is built in the master process (configuration errors
 stop the boot) and inherited by the forked workers, whose stores connect lazily; ``SIGHUP`` builds
-it again from the configuration file and keys (a broken one is logged and the previous one kept)
-before gunicorn replaces the workers; threaded
-workers (``gthread``), so that a few clients sending their bodies slowly cannot hold every worker.
+it again, from the configuration file and keys, before gunicorn replaces the workers (a broken
+configuration is logged and the previous one kept); threaded workers (``gthread``), so that a few
+clients sending their bodies slowly cannot hold every worker.
 
 Logs: :class:`Logger` is the gunicorn logger class of ``jwt-wsgi serve`` and
 ``examples/gunicorn.conf.py`` (``logger_class = "jwt_wsgi.serving.Logger"``). Everything a client
@@ -100,21 +100,21 @@ def run(app: WSGIApp, options: dict[str, Any],
     """
     from gunicorn.app.base import BaseApplication
 
-    serving, settings = app, options
+    serving, serving_options = app, options
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            for key, value in settings.items():
+            for key, value in serving_options.items():
                 self.cfg.set(key, value)
 
         def load(self) -> WSGIApp:
             return serving  # in each worker, after the fork
 
         def reload(self) -> None:
-            nonlocal serving, settings
+            nonlocal serving, serving_options
             if reload is not None:
                 try:
-                    serving, settings = reload()
+                    serving, serving_options = reload()
                 except Exception as exc:  # whatever it is, the master keeps serving
                     # A ConfigurationError says what to fix and names no secret; any other text
                     # might quote one, so only its class is logged.

@@ -26,7 +26,19 @@ from werkzeug.security import generate_password_hash
 
 from jwt_wsgi.users import save_atomically
 from tests.conftest import FAST_HASH, mint
-from tests.servers import JWT_WSGI, REPO_ROOT, START_TIMEOUT, STOP_TIMEOUT, Server, bearer, get, login, post, server_env
+from tests.servers import (
+    JWT_WSGI,
+    REPO_ROOT,
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    Server,
+    bearer,
+    free_port,
+    get,
+    login,
+    post,
+    server_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -222,6 +234,9 @@ BROKEN = [
     pytest.param("[[keys]\nkid = 'b'\n", "is not valid TOML", id="not-toml"),
     pytest.param('algorithm = "RS256"\n[[keys]]\nkid = "b"\nprivate_key = "missing.pem"\nactive = true\n',
                  "missing.pem", id="missing-key-file"),
+    # A store other than the one in use must answer (nothing listens on that port).
+    pytest.param('store = "redis://127.0.0.1:{unused_port}/0"\n' + config("b", "a"), "is unreachable",
+                 id="unreachable-new-store"),
     # Not a ConfigurationError: its text might hold anything, so only its class is logged.
     pytest.param('authenticate = "exploding_import:check"\n' + config("b", "a"), ": RuntimeError", id="raises"),
 ]
@@ -234,7 +249,7 @@ def test_hup_with_a_broken_configuration_keeps_the_last_good_one(served: Server,
     replace_workers(served, lambda: os.kill(served.pid, signal.SIGHUP))
     a, b = token("a"), token("b")
 
-    write(project / "jwt.toml", broken)
+    write(project / "jwt.toml", broken.replace("{unused_port}", str(free_port())))
     with Client(served, b) as client:
         replace_workers(served, lambda: os.kill(served.pid, signal.SIGHUP))
         until(served, lambda: bool(log_lines(served, "reload failed")), "the reload error in the log")
