@@ -1,7 +1,8 @@
 """Shared state for revocation, refresh rotation and rate limits, chosen by URL.
 
 ``memory://`` (one process), ``sqlite:///path/file.db`` (several workers on one host),
-``redis://host:port/db`` or ``rediss://`` (several hosts).
+``redis://host:port/db`` or ``rediss://`` (several hosts), ``redis+sentinel://`` (a master found
+through Redis Sentinel) and ``redis+cluster://`` (Redis Cluster), each with a TLS ``rediss+`` form.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ __all__ = ["Store", "MemoryStore", "open_store", "store_kind", "check_revoked", 
 
 log = logging.getLogger(__name__)
 
-_SCHEMES = ("memory", "sqlite", "redis", "rediss")
+_SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster",
+            "rediss+cluster")
 
 
 def store_kind(url: str) -> str:
@@ -31,8 +33,9 @@ def store_kind(url: str) -> str:
     if scheme not in _SCHEMES:
         raise ConfigurationError(
             "store",
-            f"unsupported store URL {url!r}; use memory://, sqlite:///path/file.db "
-            "or redis://host:port/db",
+            f"unsupported store URL scheme {scheme!r}; use memory://, sqlite:///path/file.db, "
+            "redis://host:port/db, redis+sentinel://host:port[,host:port...]/SERVICE_NAME[/DB] "
+            "or redis+cluster://host:port[,host:port...]",
         )
     return scheme
 

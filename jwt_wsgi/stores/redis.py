@@ -35,8 +35,9 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, StoreUnavailable
 from .base import cutoff_after
@@ -45,12 +46,15 @@ try:
     import redis
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
     _IMPORT_ERROR: ImportError | None = exc
+    _ERRORS: tuple[type[Exception], ...] = ()
 else:
     _IMPORT_ERROR = None
+    # RedisClusterException (no route, keys in several slots, no node reachable) is not a RedisError.
+    _ERRORS = (RedisError, RedisClusterException)
 
 __all__ = ["RedisStore", "DEFAULT_PREFIX"]
 
@@ -62,7 +66,7 @@ DEFAULT_PREFIX = "jwt_wsgi:"
 # expiry, so it vanishes only with the data (a restart without persistence, FLUSHALL, eviction);
 # whoever finds it missing writes a new one with the current time. Returns {epoch, created}.
 # KEYS[1]: the marker; ARGV[1]: now.
-_EPOCH_LUA = """
+_EPOCH_LUA = """#!lua flags=allow-oom
 local epoch = redis.call('GET', KEYS[1])
 if epoch then return {epoch, 0} end
 redis.call('SET', KEYS[1], ARGV[1])
@@ -73,7 +77,7 @@ return {ARGV[1], 1}
 # the store knew about it may be lost (an undated token, iat 0, cannot be judged so). Returns {revoked, epoch, created}.
 # KEYS[1]: the marker, then the revoked-jti and revoked-family keys that apply, then the subject
 # key; ARGV[1]: iat, ARGV[2]: now.
-_IS_REVOKED = """
+_IS_REVOKED = """#!lua flags=allow-oom
 local iat = tonumber(ARGV[1])
 local epoch = redis.call('GET', KEYS[1])
 local created = 0
@@ -92,14 +96,14 @@ return {0, epoch, created}
 """
 
 # Create with an expiry, or push an existing expiry later (never earlier). ARGV[1]: expiry (ms).
-_REVOKE = """
+_REVOKE = """#!lua
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then
   redis.call('PEXPIREAT', KEYS[1], ARGV[1], 'GT')
 end
 """
 
 # ARGV[1]: cut-off, ARGV[2]: expiry (ms). Both only move forward while the mark lives.
-_REVOKE_SUBJECT = """
+_REVOKE_SUBJECT = """#!lua
 local old = redis.call('GET', KEYS[1])
 if not old then
   redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
@@ -114,7 +118,7 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
 # Spend a refresh token (KEYS[1], until ARGV[1] ms) and record its successor (KEYS[2]: ARGV[2],
 # for ARGV[3] ms by the server's clock); or, already spent, return the recorded successor (nil
 # once the interval is over).
-_ROTATE = """
+_ROTATE = """#!lua
 if redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then
   if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
   return ARGV[2]
@@ -125,7 +129,7 @@ return redis.call('GET', KEYS[2])
 # ARGV[1]: window (ms). The expiry is set by the hit that creates the key, never moved after.
 # A login counts its attempt before it issues tokens, so it also begins a missing epoch (KEYS[2],
 # ARGV[2]: now): the tokens it is about to issue come after it, not before.
-_HIT = """
+_HIT = """#!lua
 local count = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[2])
@@ -138,10 +142,21 @@ end
 return {count, redis.call('PTTL', KEYS[1]), epoch, created}
 """
 
-_UNHIT = """
+_UNHIT = """#!lua
 local count = tonumber(redis.call('GET', KEYS[1]))
 if count and count > 0 then redis.call('DECR', KEYS[1]) end
 """
+
+
+_SOURCES = {
+    "is_revoked": _IS_REVOKED,
+    "epoch": _EPOCH_LUA,
+    "revoke": _REVOKE,
+    "revoke_subject": _REVOKE_SUBJECT,
+    "hit": _HIT,
+    "rotate": _ROTATE,
+    "unhit": _UNHIT,
+}
 
 
 def _ms(seconds: float) -> int:
@@ -159,13 +174,126 @@ def _text(value: bytes | str) -> str:
 
 
 def _redacted(url: str) -> str:
-    """``url`` without user, password and query: safe for messages and logs."""
+    """``url`` without user, password and query: safe for messages and logs. Keeps every host
+    of a ``redis+sentinel://`` or ``redis+cluster://`` list."""
     parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ":?"
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+    hosts = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{hosts}{parts.path}"
+
+
+# -- Sentinel and Cluster URLs ---------------------------------------------------------------------
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_DEFAULT_PORTS = {"sentinel": 26379, "cluster": 6379}
+# The query parameters of a Sentinel or Cluster URL that redis-py reads (as with redis://), less
+# those that would make it retry a command that may have reached the server.
+_CONNECTION_QUERY = frozenset({
+    "socket_timeout", "socket_connect_timeout", "socket_keepalive", "socket_read_size",
+    "health_check_interval", "max_connections", "client_name", "protocol", "ssl_cert_reqs",
+    "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname", "ssl_min_version",
+})
+# This store's own query parameters, taken out of every Redis URL by RedisStore.from_url.
+_STORE_QUERY = ("prefix", "wait_replicas", "wait_timeout")
+
+
+@dataclass(frozen=True)
+class _Topology:
+    """Where the data lives, as a ``redis+sentinel://`` or ``redis+cluster://`` URL says."""
+
+    kind: str  # "sentinel" or "cluster"
+    nodes: tuple[tuple[str, int], ...]  # the sentinels, or the cluster's seed nodes
+    service: str  # the Sentinel service name ("" for a cluster)
+    options: dict[str, Any]  # connection options of the data nodes (password, db, timeouts, TLS)
+    sentinel_options: dict[str, Any]  # connection options of the sentinels
+
+
+def _address(text: str, default_port: int) -> tuple[str, int]:
+    if text.startswith("["):  # [IPv6]:port
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"bad address {text!r}")
+        port_text = rest[1:]
+    else:
+        host, _, port_text = text.partition(":")
+    if not host:
+        raise ValueError(f"an address without a host in {text!r}")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port in {text!r}")
+    return host, int(port_text)
+
+
+def _topology(url: str, overrides: dict[str, Any]) -> _Topology:
+    """Parse a Sentinel or Cluster URL (see the module docstring). ``overrides`` are this store's
+    connection defaults; the URL's own query parameters win over them.
+
+    :raises ValueError: with a message naming what is wrong (never the password).
+    """
+    from redis import connection
+
+    parse_url: Any = connection.parse_url  # untyped in redis-py
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    kind = "sentinel" if scheme in SENTINEL_SCHEMES else "cluster"
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not hosts:
+        raise ValueError("no host: list at least one host:port")
+    nodes = tuple(_address(item.strip(), _DEFAULT_PORTS[kind]) for item in hosts.split(","))
+    options: dict[str, Any] = dict(overrides)
+    if at:
+        username, colon, password = userinfo.partition(":")
+        if username:
+            options["username"] = unquote(username)
+        if colon and password:
+            options["password"] = unquote(password)
+    segments = [unquote(segment) for segment in parts.path.split("/")[1:]]
+    service = ""
+    if kind == "sentinel":
+        if not segments or not segments[0]:
+            raise ValueError("no service name: use redis+sentinel://host:port/SERVICE_NAME[/DB]")
+        service = segments[0]
+        if len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
+            raise ValueError("the path must be /SERVICE_NAME or /SERVICE_NAME/DB (a database number)")
+        if len(segments) == 2:
+            options["db"] = int(segments[1])
+    elif any(segments):
+        raise ValueError("a cluster has no database numbers or service names: nothing may follow the hosts")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    sentinel_auth = {name: value for name, value in query if name in ("sentinel_password", "sentinel_username")}
+    if kind == "cluster" and sentinel_auth:
+        raise ValueError("sentinel_password and sentinel_username apply to redis+sentinel:// only")
+    unknown = sorted({name for name, _ in query} - _CONNECTION_QUERY - set(sentinel_auth) - set(_STORE_QUERY))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter {unknown[0]!r}; known: "
+            f"{', '.join(sorted(_CONNECTION_QUERY | {'sentinel_password', 'sentinel_username', *_STORE_QUERY}))}"
+        )
+    # redis-py's own parser gives these the types and checks it gives them for redis:// URLs.
+    known = [(name, value) for name, value in query if name in _CONNECTION_QUERY]
+    options.update(parse_url("redis://localhost/?" + urlencode(known)))
+    options.pop("host", None)
+    tls = scheme.startswith("rediss")
+    if tls:
+        options["ssl"] = True
+    sentinel_options = {name: options[name] for name in options if name.startswith(("socket_", "ssl"))}
+    sentinel_options["retry"] = options["retry"]
+    if "sentinel_username" in sentinel_auth:
+        sentinel_options["username"] = sentinel_auth["sentinel_username"]
+    if "sentinel_password" in sentinel_auth:
+        sentinel_options["password"] = sentinel_auth["sentinel_password"]
+    return _Topology(kind, nodes, service, options, sentinel_options)
+
+
+def _hash_tagged(prefix: str) -> str:
+    """``prefix`` as a Redis Cluster hash tag: every key of the store then hashes to one slot."""
+    if not prefix:
+        raise ConfigurationError("store", "a redis+cluster:// store needs a non-empty prefix (it becomes the "
+                                          "hash tag that keeps the store's keys on one slot)")
+    if "{" in prefix or "}" in prefix:
+        raise ConfigurationError("store", "with redis+cluster:// the prefix may not contain { or }: the store "
+                                          "wraps it in braces itself, as the hash tag of every key")
+    return "{" + prefix + "}"
 
 
 class RedisStore:
@@ -200,13 +328,14 @@ class RedisStore:
         socket_timeout: float = 1.0,
         socket_connect_timeout: float = 1.0,
         health_check_interval: int = 30,
+        wait_replicas: int | None = None,
+        wait_timeout: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if _IMPORT_ERROR is not None:
             raise ConfigurationError(
                 "store", "a redis:// store needs the redis package: pip install 'jwt_wsgi[redis]'"
             ) from _IMPORT_ERROR
-        self.prefix = prefix
         self._url = url
         self._options: dict[str, Any] = {
             "socket_timeout": socket_timeout,
@@ -216,6 +345,19 @@ class RedisStore:
             "retry": Retry(NoBackoff(), 0),
             "encoding_errors": "surrogatepass",
         }
+        scheme = urlsplit(url).scheme.lower()
+        self._topology: _Topology | None = None
+        if scheme in SENTINEL_SCHEMES or scheme in CLUSTER_SCHEMES:
+            try:
+                self._topology = _topology(url, self._options)
+            except ValueError as exc:
+                raise ConfigurationError("store", f"bad Redis URL {_redacted(url)!r}: {exc}") from None
+        cluster = self._topology is not None and self._topology.kind == "cluster"
+        # A cluster keeps every key of the store in one slot (see the module docstring).
+        self.prefix = _hash_tagged(prefix) if cluster else prefix
+        self.wait_replicas = self._replicas_to_wait_for(wait_replicas, cluster)
+        self.wait_timeout = self._wait_timeout(wait_timeout)
+        prefix = self.prefix
         self._revoked_prefix = prefix + "revoked:"
         self._family_prefix = prefix + "family:"
         self._subject_prefix = prefix + "subject:"
@@ -227,46 +369,108 @@ class RedisStore:
         # The epoch this process last saw (inherited across fork: a worker knows what its master
         # saw at start-up); a different one means the store lost its state meanwhile.
         self._epoch: bytes | None = None  # as Redis returns it: compared without decoding
-        # (pid, client, scripts): replaced as a whole, so a thread never sees a mixed state.
-        self._state: tuple[int, redis.Redis, dict[str, Any]] | None = None
-        self._state = self._build()  # validates the URL; connects to nothing
+        # (pid, client, scripts, sentinel): replaced as a whole, so a thread never sees a mixed state.
+        self._state: tuple[int, Any, dict[str, Any], Any] | None = None
+        if not cluster:
+            # Validates the URL; connects to nothing. A cluster client reads the cluster's layout
+            # as it is built, so it is built on first use (after gunicorn forks) instead.
+            self._state = self._build()
+
+    def _replicas_to_wait_for(self, wait_replicas: int | None, cluster: bool) -> int:
+        if wait_replicas is None:
+            # A Sentinel deployment exists to fail over to a replica: a revocation is confirmed
+            # once one has it. A single Redis (or a cluster) answers as soon as it has applied it.
+            return 1 if self._topology is not None and self._topology.kind == "sentinel" else 0
+        if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int) or not 0 <= wait_replicas <= 100:
+            raise ConfigurationError("store", "wait_replicas must be a whole number from 0 to 100")
+        if cluster and wait_replicas:
+            raise ConfigurationError(
+                "store", "wait_replicas is not supported with redis+cluster:// (WAIT must follow the write on "
+                         "the same connection to the slot's primary); use redis+sentinel:// for confirmed writes",
+            )
+        return wait_replicas
+
+    def _wait_timeout(self, wait_timeout: float | None) -> float:
+        socket_timeout = (self._topology.options if self._topology is not None else self._options)["socket_timeout"]
+        if self._topology is None:
+            from redis import connection
+
+            parse_url: Any = connection.parse_url  # untyped in redis-py
+            try:
+                socket_timeout = parse_url(self._url).get("socket_timeout", socket_timeout)
+            except ValueError:
+                pass  # reported by _build, with the URL
+        if wait_timeout is None:
+            return float(socket_timeout) / 2 if socket_timeout else 0.5
+        if not isinstance(wait_timeout, (int, float)) or isinstance(wait_timeout, bool) or not wait_timeout > 0:
+            raise ConfigurationError("store", "wait_timeout must be a positive number of seconds")
+        if socket_timeout and wait_timeout >= float(socket_timeout):
+            raise ConfigurationError(
+                "store", f"wait_timeout ({wait_timeout:g}s) must be shorter than socket_timeout "
+                         f"({float(socket_timeout):g}s), or every confirmed write would time out",
+            )
+        return float(wait_timeout)
 
     @classmethod
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> RedisStore:
-        """Build a store from a Redis URL, taking this store's ``prefix`` parameter out of it."""
+        """Build a store from a Redis URL, taking this store's own parameters (``prefix``,
+        ``wait_replicas``, ``wait_timeout``) out of it."""
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
-        prefixes = [value for name, value in query if name == "prefix"]
-        rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+        own = {name: value for name, value in query if name in _STORE_QUERY}  # the last one wins
+        rest = urlencode([(name, value) for name, value in query if name not in _STORE_QUERY])
         options: dict[str, Any] = {"clock": clock}
-        if prefixes:
-            options["prefix"] = prefixes[-1]
+        if "prefix" in own:
+            options["prefix"] = own["prefix"]
+        try:
+            if "wait_replicas" in own:
+                options["wait_replicas"] = int(own["wait_replicas"])
+            if "wait_timeout" in own:
+                options["wait_timeout"] = float(own["wait_timeout"])
+        except ValueError:
+            raise ConfigurationError(
+                "store", "wait_replicas must be a whole number and wait_timeout a number of seconds"
+            ) from None
         return cls(urlunsplit(parts._replace(query=rest)), **options)
 
     def __repr__(self) -> str:
         return f"RedisStore({_redacted(self._url)!r}, prefix={self.prefix!r})"
 
     # -- connections -------------------------------------------------------------------------
-    def _build(self) -> tuple[int, redis.Redis, dict[str, Any]]:
-        try:
-            client = redis.Redis.from_url(self._url, **self._options)
-        except ValueError as exc:
-            raise ConfigurationError("store", f"bad Redis URL {_redacted(self._url)!r}: {exc}") from None
-        scripts = {
-            name: client.register_script(source)
-            for name, source in (
-                ("is_revoked", _IS_REVOKED),
-                ("epoch", _EPOCH_LUA),
-                ("revoke", _REVOKE),
-                ("revoke_subject", _REVOKE_SUBJECT),
-                ("hit", _HIT),
-                ("rotate", _ROTATE),
-                ("unhit", _UNHIT),
-            )
-        }
-        return os.getpid(), client, scripts
+    def _build(self) -> tuple[int, Any, dict[str, Any], Any]:
+        topology, sentinel = self._topology, None
+        if topology is None:
+            try:
+                client: Any = redis.Redis.from_url(self._url, **self._options)
+            except ValueError as exc:
+                raise ConfigurationError("store", f"bad Redis URL {_redacted(self._url)!r}: {exc}") from None
+        elif topology.kind == "sentinel":
+            from redis import sentinel as sentinels
 
-    def _current(self) -> tuple[int, redis.Redis, dict[str, Any]]:
+            Sentinel: Any = sentinels.Sentinel  # untyped in redis-py
+
+            # Connects to nothing yet: each new connection asks the sentinels where the master
+            # is now, so a failover is followed by the next connection (see the module docstring).
+            sentinel = Sentinel(list(topology.nodes), sentinel_kwargs=topology.sentinel_options)
+            client = sentinel.master_for(topology.service, **topology.options)
+        else:
+            from redis import cluster as clusters
+
+            ClusterNode: Any = clusters.ClusterNode  # untyped in redis-py
+            RedisCluster = clusters.RedisCluster
+
+            options = dict(topology.options)
+            retry = options.pop("retry")
+            try:
+                client = RedisCluster(
+                    startup_nodes=[ClusterNode(host, port) for host, port in topology.nodes], retry=retry, **options
+                )
+            except (RedisError, RedisClusterException) as exc:
+                raise self._unavailable(exc) from exc
+        scripts = {name: client.register_script(source) for name, source in _SOURCES.items()}
+        return os.getpid(), client, scripts, sentinel
+
+    def _current(self) -> tuple[int, Any, dict[str, Any], Any]:
         state = self._state
         if state is None or state[0] != os.getpid():
             # A forked child must not touch the parent's sockets: it drops the inherited
@@ -275,7 +479,7 @@ class RedisStore:
             state = self._state = self._build()
         return state
 
-    def _unavailable(self, exc: RedisError) -> StoreUnavailable:
+    def _unavailable(self, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(f"Redis store {_redacted(self._url)}: {type(exc).__name__}: {exc}")
 
     def _read(self, name: str, keys: list[str], args: list[str]) -> Any:
@@ -286,14 +490,44 @@ class RedisStore:
                 return self._current()[2][name](keys=keys, args=args)
             except RedisConnectionError:
                 return self._current()[2][name](keys=keys, args=args)
-        except RedisError as exc:
+        except _ERRORS as exc:
             raise self._unavailable(exc) from exc
 
     def _write(self, name: str, keys: list[str], args: list[str]) -> Any:
         try:
             return self._current()[2][name](keys=keys, args=args)
-        except RedisError as exc:
+        except _ERRORS as exc:
             raise self._unavailable(exc) from exc
+
+    def _confirmed(self, write: Callable[[Any], object]) -> Any:
+        """Run ``write(pipeline)`` and, if ``wait_replicas`` is set, ``WAIT`` on the same
+        connection: the answer comes once that many replicas have the write.
+
+        :raises StoreUnavailable: Redis failed, or fewer replicas confirmed the write within
+            ``wait_timeout`` (it is applied on the master, and may still reach them; every
+            confirmed write here is safe to repeat, so the caller may try again).
+        """
+        try:
+            pipeline = self._current()[1].pipeline(transaction=False)
+            write(pipeline)
+            pipeline.execute_command("WAIT", self.wait_replicas, _ms(self.wait_timeout))
+            result, confirmed = pipeline.execute()
+        except _ERRORS as exc:
+            raise self._unavailable(exc) from exc
+        if int(confirmed) < self.wait_replicas:
+            raise StoreUnavailable(
+                f"Redis store {_redacted(self._url)}: the write reached {int(confirmed)} of the "
+                f"{self.wait_replicas} replica(s) wait_replicas asks for within {self.wait_timeout:g}s"
+            )
+        return result
+
+    def _durable(self, name: str, keys: list[str], args: list[str]) -> Any:
+        """:meth:`_write`, confirmed by ``wait_replicas`` replicas when set (see :meth:`_confirmed`).
+        The script is sent whole (``EVAL``): a pipeline cannot fall back from ``EVALSHA``."""
+        if not self.wait_replicas:
+            return self._write(name, keys, args)
+        source = _SOURCES[name]
+        return self._confirmed(lambda pipeline: pipeline.eval(source, len(keys), *keys, *args))
 
     # -- revocation --------------------------------------------------------------------------
     def is_revoked(self, jti: str | None, sub: str, iat: float, family: str | None) -> bool:
@@ -333,23 +567,25 @@ class RedisStore:
             )
 
     def revoke(self, jti: str, expires_at: float) -> None:
-        self._write("revoke", [self._revoked_prefix + jti], [str(_ms(expires_at))])
+        self._durable("revoke", [self._revoked_prefix + jti], [str(_ms(expires_at))])
 
     def revoke_subject(self, sub: str, cutoff: float, expires_at: float) -> None:
-        self._write("revoke_subject", [self._subject_prefix + sub], [_number(cutoff), str(_ms(expires_at))])
+        self._durable("revoke_subject", [self._subject_prefix + sub], [_number(cutoff), str(_ms(expires_at))])
 
     def revoke_family(self, family: str, expires_at: float) -> None:
-        self._write("revoke", [self._family_prefix + family], [str(_ms(expires_at))])
+        self._durable("revoke", [self._family_prefix + family], [str(_ms(expires_at))])
 
     def spend(self, jti: str, expires_at: float) -> bool:
+        key, expiry = self._spent_prefix + jti, _ms(expires_at)
+        if self.wait_replicas:
+            return bool(self._confirmed(lambda pipeline: pipeline.set(key, b"1", nx=True, pxat=expiry)))
         try:
-            client = self._current()[1]
-            return bool(client.set(self._spent_prefix + jti, b"1", nx=True, pxat=_ms(expires_at)))
-        except RedisError as exc:
+            return bool(self._current()[1].set(key, b"1", nx=True, pxat=expiry))
+        except _ERRORS as exc:
             raise self._unavailable(exc) from exc
 
     def rotate(self, jti: str, expires_at: float, successor: str, reuse_interval: float) -> str | None:
-        recorded = self._write(
+        recorded = self._durable(
             "rotate",
             [self._spent_prefix + jti, self._successor_prefix + jti],
             [str(_ms(expires_at)), successor, str(math.ceil(reuse_interval * 1000)) if reuse_interval > 0 else "0"],
@@ -384,7 +620,7 @@ class RedisStore:
                 self._current()[1].ping()
             except RedisConnectionError:
                 self._current()[1].ping()
-        except RedisError as exc:
+        except _ERRORS as exc:
             raise self._unavailable(exc) from exc
         # At start-up: read (or begin) the epoch, so that a loss later is told apart.
         epoch, created = self._read("epoch", [self._epoch_key], [_number(cutoff_after(self._clock()))])
@@ -402,20 +638,34 @@ class RedisStore:
         from redis.exceptions import ResponseError
 
         client = self._current()[1]
+        # A cluster: the primary that holds the store's slot.
+        target = {} if self._topology is None or self._topology.kind != "cluster" else {
+            "target_nodes": client.get_node_from_key(self._epoch_key)
+        }
         config: dict[str, str] = {}
+        replicas = None
         try:
             for name in ("save", "appendonly", "maxmemory", "maxmemory-policy"):
-                for key, value in client.config_get(name).items():
+                for key, value in client.config_get(name, **target).items():
                     config[_text(key or "")] = _text(value or "")
+            if self.wait_replicas:
+                replicas = int(client.info("replication").get("connected_slaves", 0))
         except ResponseError:
             return [
                 f"Redis store {_redacted(self._url)}: CONFIG is disabled, so its persistence could "
                 "not be checked. Without persistence a restart forgets every revocation (jwt_wsgi "
                 "then refuses every earlier token): enable appendonly or RDB snapshots."
             ]
-        except RedisError as exc:
+        except _ERRORS as exc:
             raise self._unavailable(exc) from exc
         warnings = []
+        if replicas is not None and replicas < self.wait_replicas:
+            warnings.append(
+                f"Redis store {_redacted(self._url)}: the master has {replicas} connected replica(s), but "
+                f"wait_replicas={self.wait_replicas}: every revocation, logout and refresh is refused (503) "
+                "until enough replicas are back. Add a replica, or set wait_replicas=0 to accept writes "
+                "that a failover could lose."
+            )
         if not config.get("save", "").strip() and config.get("appendonly", "no") != "yes":
             warnings.append(
                 f"Redis store {_redacted(self._url)} persists nothing (save \"\" and appendonly no): "
@@ -435,3 +685,5 @@ class RedisStore:
         state, self._state = self._state, None
         if state is not None and state[0] == os.getpid():
             state[1].close()
+            if state[3] is not None:  # the sentinels' own clients
+                state[3].close()
