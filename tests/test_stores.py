@@ -26,11 +26,23 @@ from jwt_wsgi.errors import ConfigurationError, StoreUnavailable
 from jwt_wsgi.stores import MemoryStore, Store, cutoff_after, open_store
 from jwt_wsgi.stores.redis import RedisStore
 from jwt_wsgi.stores.sqlite import SQLiteStore
-from tests.redis_server import free_port, redis_server, redis_url, running_redis  # noqa: F401
+from tests.redis_server import (  # noqa: F401
+    free_port,
+    redis_cluster,
+    redis_cluster_url,
+    redis_sentinel,
+    redis_sentinel_url,
+    redis_server,
+    redis_url,
+    running_redis,
+)
 
 REDIS = pytest.param("redis", id="redis", marks=pytest.mark.slow)
-ALL_KINDS = [pytest.param("memory", id="memory"), pytest.param("sqlite", id="sqlite"), REDIS]
-SHARED_KINDS = [pytest.param("sqlite", id="sqlite"), REDIS]
+# The same store on a Redis Cluster (three primaries) and behind Redis Sentinel (master + replica).
+REDIS_TOPOLOGIES = [pytest.param("redis_cluster", id="redis-cluster", marks=pytest.mark.slow),
+                    pytest.param("redis_sentinel", id="redis-sentinel", marks=pytest.mark.slow)]
+ALL_KINDS = [pytest.param("memory", id="memory"), pytest.param("sqlite", id="sqlite"), REDIS, *REDIS_TOPOLOGIES]
+SHARED_KINDS = [pytest.param("sqlite", id="sqlite"), REDIS, *REDIS_TOPOLOGIES]
 HOUR = 3600.0
 SHORT = 0.3  # lifetime of records that a test waits to see vanish
 
@@ -40,7 +52,7 @@ def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return "memory://"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}"
-    url: str = request.getfixturevalue("redis_url")
+    url: str = request.getfixturevalue("redis_url" if kind == "redis" else f"{kind}_url")
     return url
 
 
