@@ -350,6 +350,16 @@ class SentinelServers:
             client.close()
         return port
 
+    def replicas_in_sync(self, master_port: int) -> int:
+        """How many replicas the master on ``master_port`` has online (synced, acknowledging)."""
+        client = _client(master_port, self.password)
+        try:
+            info = client.info("replication")
+        finally:
+            client.close()
+        return sum(1 for name, value in info.items()
+                   if name.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
+
     def flush(self) -> None:
         port = self.master_port()
         server = self.master if self.master.port == port else self.replica

@@ -316,4 +316,6 @@ def _printable(text: str) -> str:
 
 
 def _hide_password(url: str) -> str:
-    return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:<hidden>@", url)
+    url = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:<hidden>@", url)
+    # ... and query parameters such as redis+sentinel://'s sentinel_password=
+    return re.sub(r"([?&][^=&#]*password=)[^&#]*", r"\1<hidden>", url)

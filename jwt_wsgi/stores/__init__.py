@@ -29,7 +29,10 @@ _SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+sentinel", "rediss+sen
 
 def store_kind(url: str) -> str:
     """The scheme of a store URL, validated (``ConfigurationError`` naming ``store`` otherwise)."""
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # an unbalanced [ or ] (IPv6 literal)
+        raise ConfigurationError("store", f"malformed store URL: {exc}") from None
     if scheme not in _SCHEMES:
         raise ConfigurationError(
             "store",

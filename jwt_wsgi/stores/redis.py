@@ -415,7 +415,10 @@ class RedisStore:
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> RedisStore:
         """Build a store from a Redis URL, taking this store's own parameters (``prefix``,
         ``wait_replicas``, ``wait_timeout``) out of it."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # an unbalanced [ or ] (IPv6 literal)
+            raise ConfigurationError("store", f"malformed Redis URL: {exc}") from None
         query = parse_qsl(parts.query, keep_blank_values=True)
         own = {name: value for name, value in query if name in _STORE_QUERY}  # the last one wins
         rest = urlencode([(name, value) for name, value in query if name not in _STORE_QUERY])
