@@ -8,6 +8,7 @@ under requests (``tests/redis_server.py`` starts the servers on loopback and sto
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -256,6 +257,11 @@ def test_a_failover_loses_no_confirmed_revocation_and_never_accepts_a_revoked_to
         # No replica left to confirm a revocation: 503 (the client tries again), never a 204 a
         # second failover could undo.
         assert one.post("/auth/logout", headers=bearer(kept["access_token"])).status_code == 503
+        lonely = open_store(url)
+        try:  # and jwt-wsgi check says why
+            assert any("0 connected replica(s)" in warning for warning in lonely.durability_warnings())
+        finally:
+            lonely.close()
 
         # The old master returns as a replica of the new one: revocations are confirmed again.
         new_port = servers.master_port()
@@ -265,3 +271,18 @@ def test_a_failover_loses_no_confirmed_revocation_and_never_accepts_a_revoked_to
         assert one.post("/auth/logout", headers=bearer(spare["access_token"])).status_code == 204
         assert two.get("/api/me", headers=bearer(spare["access_token"])).status_code == 401
         assert two.get("/api/me", headers=bearer(login(two)["access_token"])).status_code == 200
+
+
+# -- jwt-wsgi check ------------------------------------------------------------------------------
+@SLOW
+def test_check_reaches_the_master_through_the_sentinel_and_shows_no_password(
+    tmp_path: Path, redis_sentinel_url: str  # noqa: F811
+) -> None:
+    from tests.test_cli import ok, run
+
+    url = redis_sentinel_url + "?socket_timeout=0.5"
+    result = ok(run("check", cwd=tmp_path, JWT_WSGI_STORE=url))
+    output = result.stdout + result.stderr
+    assert "data-node-password" not in output
+    assert json.loads(result.stdout)["store"] == url.replace("data-node-password", "<hidden>")
+    assert "persists nothing" in output  # the master's configuration, read through the sentinel

@@ -4,8 +4,38 @@ Needs Redis 7.0 or newer (or a compatible server such as Valkey) and the ``redis
 (``pip install jwt_wsgi[redis]``). The URL is handed to :meth:`redis.Redis.from_url`, so a
 password (``redis://:secret@host:6379/0``), a database number and that method's query parameters
 (``socket_timeout``, ``socket_connect_timeout``, ``health_check_interval``, ...) work as
-documented there. One parameter is this store's own and is removed before: ``prefix``, the
-start of every key [``jwt_wsgi:``], so several deployments can share one database.
+documented there. Three parameters are this store's own and are removed before: ``prefix``,
+the start of every key [``jwt_wsgi:``], so several deployments can share one database, and
+``wait_replicas``/``wait_timeout`` (below).
+
+Two more URL shapes reach more than one Redis (``rediss+...`` for TLS to every node):
+
+- ``redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE_NAME[/DB]``: the hosts are
+  Sentinels [port 26379]; the master is the one they name for ``SERVICE_NAME``. The password
+  is the data nodes'; ``sentinel_password=`` (and ``sentinel_username=``) authenticate to the
+  Sentinels. Each new connection asks the Sentinels where the master is now (redis-py's
+  ``SentinelConnectionPool``), so after a failover the next connection reaches the new master;
+  a call on a connection to the dead one fails (503) and is not retried if it may have written.
+  Every script starts with a ``#!lua`` line without ``no-writes``, so a replica (such as a
+  demoted master that a pooled connection still reaches) refuses it instead of answering from a
+  copy that may lack the latest revocations.
+- ``redis+cluster://[user:password@]host:port[,host:port...]``: seed nodes of a Redis Cluster
+  [port 6379]. The prefix becomes a hash tag, ``{jwt_wsgi:}revoked:<jti>``, so every key of one
+  store hashes to one slot. That is what keeps each check one atomic round trip: the revocation
+  script reads the ``jti``, family and subject keys together with the epoch marker, and a
+  cluster runs a script only on keys of one slot; per-token tags would scatter them over
+  shards, need several round trips and an epoch per shard, and lose the atomic check. The price
+  is that one store's traffic lands on one primary (one small script per request, well within a
+  single Redis); applications with different prefixes land on different slots. The client reads
+  the cluster's layout when it is built, so it is built on first use (after gunicorn forks).
+
+Replication is asynchronous: a master that acknowledged a revocation and died before its
+replica had it would take the revocation with it in a failover. ``wait_replicas`` [1 behind
+Sentinel, else 0] makes every revocation, spent and rotated refresh token wait (``WAIT``, on the
+same connection) until that many replicas have it, at most ``wait_timeout`` [half the socket
+timeout]; fewer is :class:`~jwt_wsgi.errors.StoreUnavailable` (503), never a success a failover
+could undo. These writes are safe to repeat, so the client may simply try again. Not offered
+with Cluster (``WAIT`` would have to follow each write on the slot owner's own connection).
 
 How the contract maps onto Redis:
 
@@ -25,7 +55,7 @@ How the contract maps onto Redis:
 
 Security: whoever can write to this database can revoke any token or lift any revocation. Use
 a password (or an ACL user limited to the prefix), ``rediss://`` across untrusted networks, and
-keep the URL out of logs; this store never prints it.
+keep the URL out of logs; this store never prints its passwords.
 """
 
 from __future__ import annotations
@@ -308,16 +338,20 @@ class RedisStore:
     its own client and connection pool on first use, and replaces it if it finds itself in a
     forked child.
 
-    :param url: a ``redis://`` or ``rediss://`` URL, without the ``prefix`` parameter.
-    :param prefix: prepended to every key.
+    :param url: a ``redis://``, ``rediss://``, ``redis+sentinel://`` or ``redis+cluster://``
+        URL (see the module docstring), without this store's own parameters.
+    :param prefix: prepended to every key; wrapped in braces (a hash tag) for a cluster.
     :param socket_timeout: seconds to wait for an answer; the URL's own parameter wins.
     :param socket_connect_timeout: seconds to wait for a connection; the URL's own parameter wins.
     :param health_check_interval: seconds a pooled connection may idle before it is checked with
         a ``PING`` ahead of the next command; the URL's own parameter wins.
+    :param wait_replicas: replicas that must have each revocation and refresh-token write before
+        it counts as done [1 for ``redis+sentinel://``, else 0; not with a cluster].
+    :param wait_timeout: seconds to wait for them [half the socket timeout; must be shorter].
     :param clock: the current POSIX time, written as the epoch of a new state marker (records
         expire on the server's clock, from the absolute times the callers give).
     :raises ConfigurationError: (option ``store``) if the ``redis`` package is missing or the URL
-        is not one :meth:`redis.Redis.from_url` accepts.
+        is not one this store (or :meth:`redis.Redis.from_url`) accepts.
     """
 
     def __init__(
