@@ -198,12 +198,15 @@ def _client(port: int, password: str | None = None) -> Any:
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = _TOPOLOGY_TIMEOUT) -> None:
-    """Poll ``condition`` (errors count as "not yet") until it holds; fail the test after ``timeout``."""
+    """Poll ``condition`` until it holds; fail the test after ``timeout``. Errors count as "not
+    yet" (a server still starting or failing over), except a failed ``assert`` in ``condition``."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             if condition():
                 return
+        except AssertionError:
+            raise
         except Exception:  # noqa: BLE001,S110 - a server still starting or failing over
             pass
         if time.monotonic() > deadline:

@@ -222,7 +222,9 @@ def test_a_failover_loses_no_confirmed_revocation_and_never_accepts_a_revoked_to
     make_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with running_sentinel(tmp_path) as servers:
-        url = servers.url + "?socket_timeout=0.5&socket_connect_timeout=0.5"
+        # Generous timeouts: on a busy machine a replica may take a while to confirm a write, and
+        # the dead master refuses connections at once anyway (loopback).
+        url = servers.url + "?socket_timeout=2&wait_timeout=1.5"
         one, two = make_client(store=url), make_client(store=url)
         revoked, kept, spare = login(one), login(two), login(one)
         # Answered once the replica has it (wait_replicas=1 by default behind Sentinel).
