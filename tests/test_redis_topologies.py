@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,7 +34,7 @@ from tests.redis_server import (  # noqa: F401
     wait_until,
 )
 
-from .conftest import SECRET, bearer, login
+from .conftest import ALICE_PASSWORD, SECRET, bearer, login
 
 SLOW = pytest.mark.slow
 
@@ -230,23 +231,53 @@ def test_a_failover_loses_no_confirmed_revocation_and_never_accepts_a_revoked_to
         # Answered once the replica has it (wait_replicas=1 by default behind Sentinel).
         assert one.post("/auth/logout", headers=bearer(revoked["access_token"])).status_code == 204
 
-        old_port = servers.master_port()
-        dead = servers.kill_master()
+        # Load through the failover: three more middlewares (workers) check both tokens nonstop.
         seen: Counter[tuple[str, int]] = Counter()
+        wrong: list[str] = []
+        lock, stop = threading.Lock(), threading.Event()
+        workers = [make_client(store=url) for _ in range(3)]
 
-        def promoted() -> bool:
-            # Requests throughout the window: a revoked token is never let through.
-            answer = two.get("/api/me", headers=bearer(revoked["access_token"])).status_code
-            assert answer in (401, 503)
-            seen["revoked", answer] += 1
-            answer = two.get("/api/me", headers=bearer(kept["access_token"])).status_code
-            assert answer in (200, 503)
-            seen["kept", answer] += 1
-            return servers.master_port() != old_port
+        def load(client: Any) -> None:
+            while not stop.is_set():
+                for name, token, allowed in (("revoked", revoked, (401, 503)), ("kept", kept, (200, 503))):
+                    answer = client.get("/api/me", headers=bearer(token["access_token"])).status_code
+                    with lock:
+                        seen[name, answer] += 1
+                        if answer not in allowed:
+                            wrong.append(f"{name} token answered {answer}")
 
-        wait_until(promoted, "the sentinel to promote the replica")
-        servers.wait_for_failover(old_port)
-        assert seen["revoked", 503] > 0, seen  # the dead master was noticed, and refused (fail closed)
+        threads = [threading.Thread(target=load, args=(worker,), daemon=True) for worker in workers]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_until(lambda: seen["kept", 200] > 0, "the load to start")
+            during = login(one)
+            old_port = servers.master_port()
+            dead = servers.kill_master()
+            # No sign-in while the master is gone (unless the failover was already over).
+            signin = one.post("/auth/login", json={"username": "alice", "password": ALICE_PASSWORD}).status_code
+            assert signin == 503 or servers.master_port() != old_port, signin
+            logouts: list[int] = []
+
+            def promoted() -> bool:
+                # A logout during the window: 503 (the client tries again), or 204 only if it holds.
+                logouts.append(one.post("/auth/logout", headers=bearer(during["access_token"])).status_code)
+                return servers.master_port() != old_port
+
+            wait_until(promoted, "the sentinel to promote the replica")
+            servers.wait_for_failover(old_port)
+            with lock:
+                after = seen["kept", 200]
+            wait_until(lambda: seen["kept", 200] > after + 10, "the load to reach the new master")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+        assert not wrong, (wrong[:5], seen)
+        assert seen["revoked", 503] > 0 and seen["kept", 503] > 0, seen  # the window was seen, and refused
+        assert set(logouts) <= {204, 503}, logouts
+        if 204 in logouts:
+            assert two.get("/api/me", headers=bearer(during["access_token"])).status_code == 401
 
         # The promoted replica had the revocation: it still holds, on both instances.
         wait_until(lambda: two.get("/api/me", headers=bearer(kept["access_token"])).status_code == 200,
