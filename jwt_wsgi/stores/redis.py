@@ -654,15 +654,23 @@ class RedisStore:
         """
         try:
             try:
-                self._current()[1].ping()
+                self._ping()
             except RedisConnectionError:
-                self._current()[1].ping()
+                self._ping()
         except _ERRORS as exc:
             raise self._unavailable(exc) from exc
         # At start-up: read (or begin) the epoch, so that a loss later is told apart.
         epoch, created = self._read("epoch", [self._epoch_key], [_number(cutoff_after(self._clock()))])
         if epoch != self._epoch:
             self._saw_epoch(epoch, created)
+
+    def _ping(self) -> None:
+        client = self._current()[1]
+        if self._topology is not None and self._topology.kind == "cluster":
+            # The primary that holds the store's slot: the one node this store needs.
+            client.ping(target_nodes=client.get_node_from_key(self._epoch_key))
+        else:
+            client.ping()
 
     def durability_warnings(self) -> list[str]:
         """What in the server's configuration can make this store forget revocations.
