@@ -277,14 +277,17 @@ class ClusterServers:
 
 
 class SentinelServers:
-    """A master, one replica and one sentinel (quorum 1) on loopback, all with a password.
+    """A master, one replica and one sentinel (quorum 1) on loopback, each with a password (the
+    sentinel's its own: the URL's ``sentinel_password``).
 
     The sentinel declares the master down after 500 ms without an answer, so after
     :meth:`kill_master` the replica is promoted within a few seconds.
     """
 
-    def __init__(self, directory: Path, *, password: str = "data-node-password") -> None:
+    def __init__(self, directory: Path, *, password: str = "data-node-password",
+                 sentinel_password: str = "sentinel-password") -> None:
         self.password = password
+        self.sentinel_password = sentinel_password
         for name in ("master", "replica", "sentinel"):
             (directory / name).mkdir()
         # masterauth on both: after a failover the old master comes back as a replica.
@@ -292,7 +295,7 @@ class SentinelServers:
         self.replica = RedisServer(directory / "replica", password=password, options={
             "masterauth": password, "replicaof": f"127.0.0.1 {self.master.port}",
         })
-        self.sentinel = RedisServer(directory / "sentinel", sentinel=[
+        self.sentinel = RedisServer(directory / "sentinel", password=sentinel_password, sentinel=[
             f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 1",
             f"sentinel auth-pass {SERVICE} {password}",
             f"sentinel down-after-milliseconds {SERVICE} 500",
@@ -302,11 +305,12 @@ class SentinelServers:
 
     @property
     def url(self) -> str:
-        return f"redis+sentinel://:{self.password}@127.0.0.1:{self.sentinel.port}/{SERVICE}"
+        return (f"redis+sentinel://:{self.password}@127.0.0.1:{self.sentinel.port}/{SERVICE}"
+                f"?sentinel_password={self.sentinel_password}")
 
     def master_port(self) -> int:
         """The master's port, as the sentinel tells it now."""
-        client = _client(self.sentinel.port)
+        client = _client(self.sentinel.port, self.sentinel_password)
         try:
             _host, port = client.sentinel_get_master_addr_by_name(SERVICE)
             return int(port)
@@ -319,7 +323,7 @@ class SentinelServers:
         self.replica.start()
         self.sentinel.start()
         replica = _client(self.replica.port, self.password)
-        sentinel = _client(self.sentinel.port)
+        sentinel = _client(self.sentinel.port, self.sentinel_password)
         try:
             wait_until(lambda: replica.info("replication").get("master_link_status") == "up",
                        "the replica to sync")

@@ -30,6 +30,8 @@ from tests.redis_server import (  # noqa: F401
     redis_cluster_url,
     redis_sentinel,
     redis_sentinel_url,
+    redis_server,
+    redis_url,
     running_sentinel,
     wait_until,
 )
@@ -217,6 +219,35 @@ def test_a_replica_never_answers_a_revocation_check(redis_sentinel_url: str, red
         store.close()
 
 
+@SLOW
+def test_a_wrong_password_is_unavailable_and_never_shown(redis_sentinel_url: str) -> None:  # noqa: F811
+    for wrong in (redis_sentinel_url.replace("sentinel-password", "sentinel-guess"),
+                  redis_sentinel_url.replace("data-node-password", "data-node-guess")):
+        store = open_store(wrong)
+        try:
+            with pytest.raises(StoreUnavailable) as caught:
+                store.ping()
+            assert "guess" not in str(caught.value) and "Redis(" not in str(caught.value)
+        finally:
+            store.close()
+
+
+@SLOW
+def test_wait_replicas_on_a_redis_without_replicas_refuses_the_revocation(redis_url: str) -> None:  # noqa: F811
+    confirmed = open_store(redis_url + "?wait_replicas=1&wait_timeout=0.1")
+    try:
+        now = time.time()
+        with pytest.raises(StoreUnavailable, match="reached 0 of the 1 replica"):
+            confirmed.revoke("j", now + 3600)
+        with pytest.raises(StoreUnavailable, match="reached 0 of the 1 replica"):
+            confirmed.spend("r", now + 3600)
+        # Applied on the master all the same (a retry is harmless), and checks need no replica.
+        assert confirmed.is_revoked("j", "alice", now, None) is True
+        assert confirmed.hit("login:alice", 60)[0] == 1
+    finally:
+        confirmed.close()
+
+
 # -- failover ------------------------------------------------------------------------------------
 @SLOW
 def test_a_failover_loses_no_confirmed_revocation_and_never_accepts_a_revoked_token(
@@ -225,7 +256,7 @@ def test_a_failover_loses_no_confirmed_revocation_and_never_accepts_a_revoked_to
     with running_sentinel(tmp_path) as servers:
         # Generous timeouts: on a busy machine a replica may take a while to confirm a write, and
         # the dead master refuses connections at once anyway (loopback).
-        url = servers.url + "?socket_timeout=2&wait_timeout=1.5"
+        url = servers.url + "&socket_timeout=2&wait_timeout=1.5"
         one, two = make_client(store=url), make_client(store=url)
         revoked, kept, spare = login(one), login(two), login(one)
         # Answered once the replica has it (wait_replicas=1 by default behind Sentinel).
@@ -313,9 +344,11 @@ def test_check_reaches_the_master_through_the_sentinel_and_shows_no_password(
 ) -> None:
     from tests.test_cli import ok, run
 
-    url = redis_sentinel_url + "?socket_timeout=0.5"
+    url = redis_sentinel_url + "&socket_timeout=0.5"
     result = ok(run("check", cwd=tmp_path, JWT_WSGI_STORE=url))
     output = result.stdout + result.stderr
-    assert "data-node-password" not in output
-    assert json.loads(result.stdout)["store"] == url.replace("data-node-password", "<hidden>")
+    assert "data-node-password" not in output and "sentinel-password" not in output
+    assert json.loads(result.stdout)["store"] == (
+        url.replace("data-node-password", "<hidden>").replace("sentinel-password", "<hidden>")
+    )
     assert "persists nothing" in output  # the master's configuration, read through the sentinel

@@ -63,6 +63,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -517,7 +518,9 @@ class RedisStore:
         return state
 
     def _unavailable(self, exc: Exception) -> StoreUnavailable:
-        return StoreUnavailable(f"Redis store {_redacted(self._url)}: {type(exc).__name__}: {exc}")
+        # redis-py names each sentinel it could not ask by the whole client's repr: keep its address.
+        text = re.sub(r"<redis\.client\.Redis\(.*?host=([^,]*),port=(\d+).*?\)> - ", r"sentinel \1:\2 - ", str(exc))
+        return StoreUnavailable(f"Redis store {_redacted(self._url)}: {type(exc).__name__}: {text}")
 
     def _read(self, name: str, keys: list[str], args: list[str]) -> Any:
         """Run a read-only script. A broken connection is retried once on a new one: a read
