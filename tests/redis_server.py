@@ -290,10 +290,12 @@ class SentinelServers:
         self.sentinel_password = sentinel_password
         for name in ("master", "replica", "sentinel"):
             (directory / name).mkdir()
-        # masterauth on both: after a failover the old master comes back as a replica.
-        self.master = RedisServer(directory / "master", password=password, options={"masterauth": password})
+        # masterauth on both: after a failover the old master comes back as a replica. A replica's
+        # first sync starts at once (Redis waits 5 s by default for more replicas to share it).
+        data_node = {"masterauth": password, "repl-diskless-sync-delay": "0"}
+        self.master = RedisServer(directory / "master", password=password, options=data_node)
         self.replica = RedisServer(directory / "replica", password=password, options={
-            "masterauth": password, "replicaof": f"127.0.0.1 {self.master.port}",
+            **data_node, "replicaof": f"127.0.0.1 {self.master.port}",
         })
         self.sentinel = RedisServer(directory / "sentinel", password=sentinel_password, sentinel=[
             f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 1",
@@ -327,6 +329,8 @@ class SentinelServers:
         try:
             wait_until(lambda: replica.info("replication").get("master_link_status") == "up",
                        "the replica to sync")
+            # ... and the master to hear from it: until then a WAIT would time out.
+            wait_until(lambda: self.replicas_in_sync(self.master.port) >= 1, "the master to see its replica")
 
             def replica_known() -> bool:
                 return any(not replica["is_sdown"] for replica in sentinel.sentinel_slaves(SERVICE))
@@ -358,14 +362,16 @@ class SentinelServers:
         return port
 
     def replicas_in_sync(self, master_port: int) -> int:
-        """How many replicas the master on ``master_port`` has online (synced, acknowledging)."""
+        """How many replicas the master on ``master_port`` has online and acknowledging (an
+        offset: right after a sync a replica is "online" before it answers the master's ``WAIT``)."""
         client = _client(master_port, self.password)
         try:
             info = client.info("replication")
         finally:
             client.close()
         return sum(1 for name, value in info.items()
-                   if name.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
+                   if name.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
+                   and int(value.get("offset", 0)) > 0)
 
     def flush(self) -> None:
         port = self.master_port()
