@@ -1,18 +1,22 @@
 """Smoke tests for the benchmark harness itself: the commands run and write well-formed results.
 
-They assert no timing (issue 7: the benchmark reports, tests check behaviour). Not collected by
-``make test`` (``testpaths = ["tests"]``); run them with ``.venv/bin/python -m pytest bench``.
+They assert no timing (issue 7: the benchmark reports, tests check behaviour). ``make test``
+collects them (``testpaths``); ``.venv/bin/python -m pytest bench`` runs only these.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests._services import unavailable
 
 pytestmark = pytest.mark.slow  # each test runs the benchmark in a subprocess
 
@@ -63,3 +67,46 @@ def test_quick_http_bench_runs_and_leaves_no_server(tmp_path: Path) -> None:
     # every gunicorn this run started is gone
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "bench.serve_app" not in ps
+
+
+def _load_run(tmp_path: Path, store: str) -> dict[str, Any]:
+    """A few seconds of ``python -m bench.load`` with one worker per host: its JSON results."""
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server not installed (Debian package redis-server)")
+    out = _run("-m", "bench.load", "--duration", "6", "--workers", "1", "--clients", "2", "--stall", "2.5",
+               "--down", "1", "--store", store, "--json", str(tmp_path / "load.json"), timeout=240)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results: dict[str, Any] = json.loads((tmp_path / "load.json").read_text())
+    assert results["total"]["wrong"] == 0, results["wrong_decisions"]
+    # every phase ran, and each fault really happened: the store was out of reach for a while
+    steady, stall, last = results["phases"]
+    assert (steady["phase"], stall["phase"], last["phase"]) == ("steady", "stall", results["variant_id"])
+    assert all(p["requests"] > 0 for p in results["phases"])
+    assert steady["5xx"] == 0
+    assert stall["503_in_outage"] > 0 and last["503_in_outage"] > 0
+    assert results["epoch_kept"]
+    assert results["workers"] and all(w["end_kb"] for w in results["workers"])
+    assert "wrong decisions: 0" in out.stdout
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "bench.load:whoami" not in ps  # every host it started is gone
+    return results
+
+
+@pytest.mark.slow
+def test_load_run_with_one_redis_restarts_it_and_decides_nothing_wrong(tmp_path: Path) -> None:
+    results = _load_run(tmp_path, "redis")
+    assert results["variant_id"] == "restart"
+
+
+@pytest.mark.slow
+def test_load_run_with_a_sentinel_fails_over_or_says_why_not(tmp_path: Path) -> None:
+    from bench.load import sentinel_supported
+
+    supported, _ = sentinel_supported()
+    results = _load_run(tmp_path, "sentinel")
+    if supported:
+        assert results["variant_id"] == "failover"
+        assert results["settings"]["store_url_shape"].startswith("redis+sentinel://")
+    else:  # the installed jwt_wsgi has no Sentinel support: the run falls back, and says so
+        assert results["variant_id"] == "restart"
+        assert "refuses redis+sentinel://" in results["variant"]
