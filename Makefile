@@ -3,12 +3,13 @@
 #   make test   -- run the whole test suite
 #   make test-fast -- the inner loop: every test that starts no process, with a small Hypothesis budget
 #   make bench  -- run the benchmarks (see bench/README.md)
+#   make load   -- two hosts sharing Redis under mixed load, with a stall and a failover (bench/README.md)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo test test-fast bench load lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+load: $(STAMP)
+	$(PY) -m bench.load
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check jwt_wsgi tests examples bench
