@@ -265,6 +265,7 @@ class Client:
                 401, 200):
             return False  # a 503: the family may or may not be revoked
         self.send("revoked token", a, "GET", "/api/me", token=access2)
+        self.send("revoked token", b, "GET", "/api/me", token=access2)
         self.send("refresh, family revoked", a, "POST", "/auth/refresh", body={"refresh_token": refresh2})
         self.send("revoked token", b, "GET", "/api/me", token=access1)
         return True
@@ -281,6 +282,7 @@ class Client:
         if self.send("logout", a, "POST", "/auth/logout", token=access, body={"refresh_token": refresh})[0] != 204:
             return False
         self.send("revoked token", b, "GET", "/api/me", token=access)
+        self.send("revoked token", a, "GET", "/api/me", token=access)
         self.send("refresh, family revoked", b, "POST", "/auth/refresh", body={"refresh_token": refresh})
         return True
 
