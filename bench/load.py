@@ -75,6 +75,7 @@ class Kind:
     expect: int  # the status the oracle wants
     accept: bool  # a success is expected (else a refusal)
     store: bool  # the decision needs the store (a 503 is fine during an outage)
+    writes: bool = False  # it writes to the store (a 503 is fine while writes cannot be confirmed)
 
 
 KINDS = [
@@ -84,12 +85,12 @@ KINDS = [
     Kind("alg none", 401, False, False),
     Kind("other key", 401, False, False),
     Kind("revoked token", 401, False, True),
-    Kind("login", 200, True, True),
-    Kind("refresh", 200, True, True),
-    Kind("refresh reused", 401, False, True),
+    Kind("login", 200, True, True, writes=True),  # counts the attempt
+    Kind("refresh", 200, True, True, writes=True),
+    Kind("refresh reused", 401, False, True, writes=True),  # revokes the family
     Kind("refresh, family revoked", 401, False, True),
-    Kind("revoke", 200, True, True),
-    Kind("logout", 204, True, True),
+    Kind("revoke", 200, True, True, writes=True),
+    Kind("logout", 204, True, True, writes=True),
 ]
 KIND = {k.name: i for i, k in enumerate(KINDS)}
 
@@ -441,12 +442,12 @@ class Store:
         self.directory = directory
         self.sentinel = sentinel
         persistence = ["appendonly yes", "appendfsync everysec"]
-        self.master = RedisProcess("redis master" if sentinel else "redis-server", directory / "master",
+        self.master = RedisProcess("redis 1" if sentinel else "redis-server", directory / "master",
                                    _free_port(), persistence)
         self.replica: RedisProcess | None = None
         self.watcher: RedisProcess | None = None
         if sentinel:
-            self.replica = RedisProcess("redis replica", directory / "replica", _free_port(),
+            self.replica = RedisProcess("redis 2", directory / "replica", _free_port(),
                                         [*persistence, f"replicaof 127.0.0.1 {self.master.port}"])
             self.watcher = RedisProcess("redis sentinel", directory / "sentinel", _free_port(), [
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 1",
@@ -597,6 +598,7 @@ class Phase:
     start: float = 0.0
     end: float = 0.0
     outage: tuple[float, float] | None = None  # when a 503 is expected of requests needing the store
+    write_outage: tuple[float, float] | None = None  # when a 503 is expected of requests writing to it
     notes: list[str] = field(default_factory=list)
 
 
@@ -625,7 +627,7 @@ def run_phases(args: argparse.Namespace, store: Store, failover: bool) -> list[P
     server.resume()
     resumed = time.monotonic()
     stall.outage = (began, resumed + args.grace)
-    stall.notes.append(f"{server.name} SIGSTOPped for {resumed - began:.1f} s, then SIGCONT")
+    stall.notes.append(f"the master ({server.name}) SIGSTOPped for {resumed - began:.1f} s, then SIGCONT")
     _sleep_until(max(stall.start + args.phase, resumed + args.grace))
     stall.end = time.monotonic()
     phases.append(stall)
@@ -638,22 +640,37 @@ def run_phases(args: argparse.Namespace, store: Store, failover: bool) -> list[P
         _sleep_until(time.monotonic() + 0.2)
         old.kill()
         began = time.monotonic()
+        new = store.replica if old is store.master else store.master
+        assert new is not None
 
         def promoted() -> bool:
-            new = store.current_master()
-            return new is not old and _info(new, "replication").get("role") == "master"
+            return store.current_master() is new and _info(new, "replication").get("role") == "master"
         took = _wait(promoted, 60, "the sentinel did not promote the replica within 60 s")
+        last.outage = (began, began + took + args.grace)
+        # As a supervisor would: the dead master is started again (after --down seconds), and the
+        # sentinel makes it a replica of the new master. Until a replica is back, a store that
+        # waits for a replica to confirm its writes cannot confirm any.
+        _sleep_until(max(began + args.down, time.monotonic()))
+        old.start()
+
+        def rejoined() -> bool:
+            info = _info(old, "replication")
+            return info.get("role") == "slave" and info.get("master_link_status") == "up"
+        _wait(rejoined, 60, f"{old.name} did not rejoin as a replica within 60 s")
         back = time.monotonic()
-        last.notes.append(f"{old.name} SIGKILLed; the sentinel promoted the replica {took:.1f} s later")
+        last.write_outage = (began, back + args.grace)
+        last.notes.append(f"the master ({old.name}) SIGKILLed; the sentinel promoted {new.name} {took:.1f} s later; "
+                          f"{old.name}, started again {args.down:g} s after the kill, was a synced replica "
+                          f"{back - began:.1f} s after it")
     else:
         old.kill()
         began = time.monotonic()
         _sleep_until(began + args.down)
         old.start()
         back = time.monotonic()
+        last.outage = (began, back + args.grace)
         last.notes.append(f"redis-server SIGKILLed, started again {back - began:.1f} s later on the same port "
                           "from its appendonly file")
-    last.outage = (began, back + args.grace)
     _sleep_until(max(last.start + args.phase, back + args.grace + lead))
     last.end = time.monotonic()
     phases.append(last)
@@ -667,6 +684,10 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[index]
 
 
+def _overlaps(t0: float, t1: float, window: tuple[float, float] | None) -> bool:
+    return window is not None and t0 < window[1] and t1 > window[0]
+
+
 def verdict(row: Row, phase: Phase) -> str:
     """ok | outage (an accepted 503) | wrong | unexpected | no answer."""
     t0, t1, kind_index, _, status, same = row
@@ -675,7 +696,8 @@ def verdict(row: Row, phase: Phase) -> str:
         return "no answer"
     if status == kind.expect:
         return "ok" if same else "wrong"
-    if status == 503 and kind.store and phase.outage is not None and t0 < phase.outage[1] and t1 > phase.outage[0]:
+    if status == 503 and (kind.store and _overlaps(t0, t1, phase.outage)
+                          or kind.writes and _overlaps(t0, t1, phase.write_outage)):
         return "outage"
     if status >= 500 and status != 503:
         return "wrong"  # an unexpected failure inside the middleware
@@ -718,6 +740,8 @@ def summarise(rows: list[Row], phases: list[Phase]) -> tuple[list[dict[str, Any]
             "p99_ms": percentile(latencies, 99) * 1000,
             "max_ms": latencies[-1] * 1000 if latencies else math.nan,
             "outage_s": None if phase.outage is None else round(phase.outage[1] - phase.outage[0], 1),
+            "write_outage_s": (None if phase.write_outage is None
+                               else round(phase.write_outage[1] - phase.write_outage[0], 1)),
             "notes": phase.notes,
             "by_kind": by_kind,
         })
@@ -746,7 +770,10 @@ def render(results: dict[str, Any]) -> str:
                  f"{total['wrong']:>6} {total['unexpected']:>6} {total['no_answer']:>6}")
     for p in results["phases"]:
         for note in p["notes"]:
-            lines.append(f"  {p['phase']}: {note}" + (f"; 503 accepted for {p['outage_s']} s" if p["outage_s"] else ""))
+            accepted = f"; 503 accepted for {p['outage_s']} s" if p["outage_s"] else ""
+            if p["write_outage_s"]:
+                accepted += f" (for writes: {p['write_outage_s']} s)"
+            lines.append(f"  {p['phase']}: {note}{accepted}")
     lines.append("")
     lines.append(f"{'host':<5} {'worker pid':>10} {'RSS start MB':>13} {'RSS end MB':>11} {'growth MB':>10}")
     for w in results["workers"]:
@@ -818,7 +845,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     failover, why = False, ""
     if args.store == "sentinel":
         failover, why = sentinel_supported()
-    variant = ("sentinel failover: master SIGKILLed, replica promoted" if failover else
+    variant = ("sentinel failover: master SIGKILLed, replica promoted, the old master back as a replica"
+               if failover else
                "restart (redis-server SIGKILLed and started again on its port, appendonly yes)"
                + (f"; sentinel not used: the installed jwt_wsgi refuses redis+sentinel:// ({why})"
                   if args.store == "sentinel" else ""))
