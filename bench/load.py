@@ -160,7 +160,8 @@ class Client:
         self.random = random.Random(seed)
         self.rows: list[Row] = []
         self.flows: dict[str, int] = {}
-        self.stopped: dict[str, int] = {}  # flows cut short by an ambiguous 503
+        self.stopped: dict[str, int] = {}  # flows that stopped at a refusal (a 503, say)
+        self.broken: dict[str, int] = {}  # flows that stopped at an answer they could not read
         self.serial = 0
 
     # one request, recorded
@@ -295,8 +296,12 @@ class Client:
         weights = [weight for _, weight in self.FLOWS]
         while not stop.is_set():
             name = self.random.choices(names, weights)[0]
-            completed = getattr(self, f"flow_{name}")()
             self.flows[name] = self.flows.get(name, 0) + 1
+            try:
+                completed = getattr(self, f"flow_{name}")()
+            except (ValueError, KeyError, TypeError):  # a 200 whose body is not the token response
+                self.broken[name] = self.broken.get(name, 0) + 1
+                continue
             if completed is False:
                 self.stopped[name] = self.stopped.get(name, 0) + 1
         for host in self.hosts:
@@ -309,7 +314,7 @@ def _client_main(number: int, ports: list[int], secret: str, seed: int, stop: An
     try:
         client.run(stop)
     finally:
-        out.send((client.rows, client.flows, client.stopped))
+        out.send((client.rows, client.flows, client.stopped, client.broken))
         out.close()
 
 
@@ -785,9 +790,11 @@ def render(results: dict[str, Any]) -> str:
             lines.append(f"host {host}: workers started during the run (a worker was replaced): {pids}")
     lines.append("")
     flows = results["flows"]
-    lines.append("flows: " + ", ".join(f"{name} {count}" + (f" ({results['flows_cut'][name]} cut short by a 503)"
+    lines.append("flows: " + ", ".join(f"{name} {count}" + (f" ({results['flows_cut'][name]} cut short)"
                                                               if results["flows_cut"].get(name) else "")
                                      for name, count in sorted(flows.items())))
+    if results["flows_broken"]:
+        lines.append(f"flows stopped at an answer the client could not read: {results['flows_broken']}")
     lines.append(f"store state marker kept through every phase: {'yes' if results['epoch_kept'] else 'NO'}")
     if results["wrong_decisions"]:
         lines.append("wrong decisions (first ones):")
@@ -861,11 +868,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     rows = [row for part in m["collected"] for row in part[0]]
     flows: dict[str, int] = {}
     cut: dict[str, int] = {}
-    for _, f, c in m["collected"]:
-        for name, n in f.items():
-            flows[name] = flows.get(name, 0) + n
-        for name, n in c.items():
-            cut[name] = cut.get(name, 0) + n
+    broken: dict[str, int] = {}
+    for _, *counts in m["collected"]:
+        for total_, part in zip((flows, cut, broken), counts, strict=True):
+            for name, n in part.items():
+                total_[name] = total_.get(name, 0) + n
     per_phase, wrong_rows = summarise(rows, m["phases"])
     total = {key: sum(p[key] for p in per_phase)
              for key in ("requests", "5xx", "503_in_outage", "wrong", "unexpected", "no_answer")}
@@ -891,6 +898,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         "replaced_workers": m["replaced"],
         "flows": flows,
         "flows_cut": cut,
+        "flows_broken": broken,
         "epoch_kept": bool(m["epochs_before"]) and m["epochs_before"] == m["epochs_after"],
         "epochs": {"before": m["epochs_before"], "after": m["epochs_after"]},
     }

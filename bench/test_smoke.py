@@ -85,6 +85,7 @@ def _load_run(tmp_path: Path, store: str) -> dict[str, Any]:
     assert steady["5xx"] == 0
     assert stall["503_in_outage"] > 0 and last["503_in_outage"] > 0
     assert results["epoch_kept"]
+    assert not results["flows_broken"]
     assert results["workers"] and all(w["end_kb"] for w in results["workers"])
     assert "wrong decisions: 0" in out.stdout
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
