@@ -713,10 +713,11 @@ def verdict(row: Row, phase: Phase) -> str:
     return "unexpected"
 
 
-def summarise(rows: list[Row], phases: list[Phase]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per phase: counts and latency; and every wrong decision (at most 50 listed)."""
+def summarise(rows: list[Row], phases: list[Phase]) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Per phase: counts and latency; and the first 50 wrong decisions and unexpected answers
+    (times in seconds from the start of the first phase; each phase lists its outage windows)."""
     out: list[dict[str, Any]] = []
-    wrong_rows: list[dict[str, Any]] = []
+    listed: dict[str, list[dict[str, Any]]] = {"wrong": [], "unexpected": []}
     for phase in phases:
         mine = [r for r in rows if phase.start <= r[0] < phase.end]
         counts: dict[str, int] = {}
@@ -726,9 +727,10 @@ def summarise(rows: list[Row], phases: list[Phase]) -> tuple[list[dict[str, Any]
             counts[v] = counts.get(v, 0) + 1
             k = by_kind.setdefault(KINDS[r[2]].name, {})
             k[v] = k.get(v, 0) + 1
-            if v == "wrong" and len(wrong_rows) < 50:
-                wrong_rows.append({"phase": phase.name, "kind": KINDS[r[2]].name, "host": "AB"[r[3]],
-                                   "status": r[4], "same_user": r[5], "at_s": round(r[0] - phases[0].start, 3)})
+            if v in listed and len(listed[v]) < 50:
+                listed[v].append({"phase": phase.name, "kind": KINDS[r[2]].name, "host": "AB"[r[3]],
+                                  "status": r[4], "same_user": r[5], "at_s": round(r[0] - phases[0].start, 3),
+                                  "took_s": round(r[1] - r[0], 3)})
         latencies = sorted(r[1] - r[0] for r in mine if r[4] != 0)
         seconds = phase.end - phase.start
         out.append({
@@ -745,12 +747,15 @@ def summarise(rows: list[Row], phases: list[Phase]) -> tuple[list[dict[str, Any]
             "p99_ms": percentile(latencies, 99) * 1000,
             "max_ms": latencies[-1] * 1000 if latencies else math.nan,
             "outage_s": None if phase.outage is None else round(phase.outage[1] - phase.outage[0], 1),
+            "windows_s": {name: [round(w[0] - phases[0].start, 3), round(w[1] - phases[0].start, 3)]
+                          for name, w in (("span", (phase.start, phase.end)), ("outage", phase.outage),
+                                          ("write_outage", phase.write_outage)) if w is not None},
             "write_outage_s": (None if phase.write_outage is None
                                else round(phase.write_outage[1] - phase.write_outage[0], 1)),
             "notes": phase.notes,
             "by_kind": by_kind,
         })
-    return out, wrong_rows
+    return out, listed
 
 
 def render(results: dict[str, Any]) -> str:
@@ -873,7 +878,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         for total_, part in zip((flows, cut, broken), counts, strict=True):
             for name, n in part.items():
                 total_[name] = total_.get(name, 0) + n
-    per_phase, wrong_rows = summarise(rows, m["phases"])
+    per_phase, listed = summarise(rows, m["phases"])
     total = {key: sum(p[key] for p in per_phase)
              for key in ("requests", "5xx", "503_in_outage", "wrong", "unexpected", "no_answer")}
     results = {
@@ -892,7 +897,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         "machine": machine(),
         "phases": per_phase,
         "total": total,
-        "wrong_decisions": wrong_rows,
+        "wrong_decisions": listed["wrong"],
+        "unexpected_answers": listed["unexpected"],
         "workers": [{"host": host, "pid": pid, "start_kb": kb, "end_kb": m["rss_end"][(host, pid)]}
                     for (host, pid), kb in m["rss_start"].items() if kb is not None],
         "replaced_workers": m["replaced"],
