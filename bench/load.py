@@ -472,8 +472,7 @@ class Store:
         if self.replica is None or self.watcher is None:
             return
         self.replica.start()
-        _wait(lambda: _info(self.replica, "replication").get("master_link_status") == "up", 15,
-              "the replica did not sync with the master")
+        _wait(lambda: _confirms(self.master), 15, "the replica did not sync with the master")
         self.watcher.start()
 
         def sentinel_knows_replica() -> bool:
@@ -513,6 +512,12 @@ def _info(server: RedisProcess | None, section: str) -> dict[str, Any]:
             return dict(c.info(section))
     except redis.RedisError:
         return {}
+
+
+def _confirms(master: RedisProcess) -> bool:
+    """A replica has acknowledged everything ``master`` holds (``WAIT 1``): writes can be confirmed."""
+    with contextlib.closing(master.client()) as c:
+        return int(c.execute_command("WAIT", 1, 200)) >= 1
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> float:
@@ -659,8 +664,7 @@ def run_phases(args: argparse.Namespace, store: Store, failover: bool) -> list[P
         old.start()
 
         def rejoined() -> bool:
-            info = _info(old, "replication")
-            return info.get("role") == "slave" and info.get("master_link_status") == "up"
+            return _info(old, "replication").get("role") == "slave" and _confirms(new)
         _wait(rejoined, 60, f"{old.name} did not rejoin as a replica within 60 s")
         back = time.monotonic()
         last.write_outage = (began, back + args.grace)
