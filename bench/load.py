@@ -631,8 +631,8 @@ def run_phases(args: argparse.Namespace, store: Store, failover: bool) -> list[P
     length = args.stall
     _sleep_until(stall.start + lead)
     server = store.current_master()
+    began = time.monotonic()  # before the signal: a request may fail the instant it lands
     server.pause()
-    began = time.monotonic()
     _sleep_until(began + length)
     server.resume()
     resumed = time.monotonic()
@@ -648,8 +648,8 @@ def run_phases(args: argparse.Namespace, store: Store, failover: bool) -> list[P
     if failover:
         store.sentinel_set("down-after-milliseconds", str(args.down_after_ms))
         _sleep_until(time.monotonic() + 0.2)
-        old.kill()
         began = time.monotonic()
+        old.kill()
         new = store.replica if old is store.master else store.master
         assert new is not None
 
@@ -672,8 +672,8 @@ def run_phases(args: argparse.Namespace, store: Store, failover: bool) -> list[P
                           f"{old.name}, started again {args.down:g} s after the kill, was a synced replica "
                           f"{back - began:.1f} s after it")
     else:
-        old.kill()
         began = time.monotonic()
+        old.kill()
         _sleep_until(began + args.down)
         old.start()
         back = time.monotonic()
