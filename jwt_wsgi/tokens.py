@@ -155,10 +155,12 @@ class TokenVerifier:
 
     :param settings: validated settings.
     :param keys: the key ring to look keys up in.
+    :param clock: seconds since the epoch, for ``exp``, ``nbf`` and ``iat``; injectable for tests.
     """
 
-    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, keys: KeyRing, *, clock: Callable[[], float] = time.time) -> None:
         self.keys = keys
+        self.clock = clock
         self.max_size = settings.max_token_size
         self.algorithms = list(keys.algorithms)
         self.issuer = settings.issuer
@@ -258,7 +260,7 @@ class TokenVerifier:
         for name in ("nbf", "iat"):
             if name in claims and not is_numeric_date(claims[name]):
                 raise InvalidToken()
-        now = time.time()
+        now = self.clock()
         # Whole seconds, as PyJWT compares them: a token minted a millisecond "ahead" by
         # another host's clock is not refused for it.
         if int(claims.get("iat", 0)) > now + self.leeway or int(claims.get("nbf", 0)) > now + self.leeway:

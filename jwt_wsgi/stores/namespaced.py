@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .base import Store
@@ -32,14 +33,17 @@ class NamespacedStore:
 
     :param store: the shared store.
     :param namespace: any string naming the application; only a digest of it is stored.
+    :param started: when this process began using it [now, by ``clock``].
+    :param clock: seconds since the epoch.
     """
 
-    def __init__(self, store: Store, namespace: str, *, started: float | None = None) -> None:
+    def __init__(self, store: Store, namespace: str, *, started: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.namespace = namespace
         self._prefix = hashlib.sha256(namespace.encode("utf-8", "surrogatepass")).hexdigest()[:16] + _SEPARATOR
         # Whole seconds: our tokens carry integer iat, so one issued in this very second is new.
-        self._started = int(time.time() if started is None else started)
+        self._started = int(clock() if started is None else started)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -81,11 +85,11 @@ class NamespacedStore:
         self.store.close()
 
 
-def namespaced(store: Store, namespace: str) -> Store:
+def namespaced(store: Store, namespace: str, *, clock: Callable[[], float] = time.time) -> Store:
     """``store`` under ``namespace``; unchanged when there is none, or for ``memory://`` (a memory
     store belongs to one middleware in one process: nothing else can share it)."""
     from .memory import MemoryStore
 
     if not namespace or isinstance(store, MemoryStore):
         return store
-    return NamespacedStore(store, namespace)
+    return NamespacedStore(store, namespace, clock=clock)
