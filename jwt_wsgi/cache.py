@@ -37,8 +37,8 @@ class VerifiedTokens:
         self.max_entries = max_entries
         self.leeway = leeway
         self.clock = clock
-        # token -> (claims, usable until, the store's is_revoked arguments for them)
-        self._entries: OrderedDict[str, tuple[dict[str, Any], float, tuple[Any, ...]]] = OrderedDict()
+        # token -> (claims, usable until, the store's is_revoked arguments for them, claims are flat)
+        self._entries: OrderedDict[str, tuple[dict[str, Any], float, tuple[Any, ...], bool]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -54,7 +54,7 @@ class VerifiedTokens:
         entry = self._entries.get(token)
         if entry is None:
             return None
-        claims, until, revocation = entry
+        claims, until, revocation, flat = entry
         if self.clock() >= until:
             with self._lock:
                 self._entries.pop(token, None)
@@ -63,7 +63,7 @@ class VerifiedTokens:
             self._entries.move_to_end(token)  # atomic under the GIL; no lock on the hot path
         except KeyError:
             pass  # evicted by another thread meanwhile: the claims we hold are still valid
-        return _copy(claims), revocation
+        return (claims.copy() if flat else _deep(claims)), revocation
 
     def put(self, token: str, claims: dict[str, Any]) -> None:
         """Remember verified ``claims`` until ``exp + leeway``; the least recently used goes first."""
@@ -74,26 +74,19 @@ class VerifiedTokens:
             return
         until = exp + self.leeway
         with self._lock:
-            self._entries[token] = (_copy(claims), until, revocation_args(claims))
+            flat = not any(type(value) in (dict, list) for value in claims.values())
+            self._entries[token] = (_deep(claims), until, revocation_args(claims), flat)
             self._entries.move_to_end(token)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
 
-
-def _copy(claims: dict[str, Any]) -> dict[str, Any]:
+def _deep(value: Any) -> Any:
     """A copy the application may change freely: nested lists and objects are copied too.
 
     Claims are JSON, so dicts, lists and immutable scalars are all there is; flat claims (the
-    common case) cost one shallow copy.
+    common case) are copied with one ``dict.copy`` instead.
     """
-    for value in claims.values():
-        if type(value) in (dict, list):
-            return _deep(claims)  # type: ignore[no-any-return]
-    return claims.copy()
-
-
-def _deep(value: Any) -> Any:
     if type(value) is dict:
         return {k: _deep(v) for k, v in value.items()}
     if type(value) is list:

@@ -9,7 +9,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from .browser import (
@@ -34,17 +34,18 @@ from .errors import (
     InvalidRequest,
     InvalidToken,
     MissingToken,
+    RevokedToken,
     ServiceUnavailable,
     StoreUnavailable,
     UserNotFound,
 )
 from .health import Health
 from .keys import KeyRing
-from .paths import BadPath, ExactSet, PrefixSet, fold, readings
 from .responses import ErrorRenderer, StartResponse
+from .routing import OPEN_ROUTE, Handler, Kind, Route, Router
 from .settings import Settings
 from .state import store_namespace
-from .stores import Store, check_revoked, is_revoked, open_store
+from .stores import Store, is_revoked, open_store, revocation_args
 from .stores.namespaced import namespaced
 from .tokens import TokenIssuer, TokenReader, TokenVerifier
 from .users import UsersFile
@@ -53,9 +54,7 @@ log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-
-
-_MAX_ROUTES = 4096
+_PROTECTED, _ENDPOINT, _OPEN = Kind.PROTECTED, Kind.ENDPOINT, Kind.OPEN  # (a global is read faster than an enum member)
 _MAX_CLEAN_KEYS = 4096  # environ keys known not to be ours (clients choose header names: bounded)
 _BEARER_PREFIXES = frozenset({"Bearer ", "bearer ", "BEARER "})
 _GENERIC_500 = b'{"error":"internal_error","message":"Internal server error"}'
@@ -63,18 +62,6 @@ _METHOD = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}")
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,1024}")
 # What the proxy tells the verifier about the request it holds: nginx auth_request, Traefik ForwardAuth.
 _ORIGINAL = (("HTTP_X_ORIGINAL_URI", "HTTP_X_ORIGINAL_METHOD"), ("HTTP_X_FORWARDED_URI", "HTTP_X_FORWARDED_METHOD"))
-
-
-class Route(NamedTuple):
-    """What the middleware does with one path; computed once per distinct path."""
-
-    endpoint: Callable[[dict[str, Any], StartResponse], list[bytes]] | None
-    protected: bool
-    scopes: tuple[str, ...]
-    bad: bool  # control characters in the path: 400
-    # Plain cases the request path handles inline (header-only Bearer deployments, static keys):
-    fast_protected: bool = False  # protected, no scopes
-    fast_open: bool = False  # not protected, not an endpoint
 
 
 class JWTMiddleware:
@@ -110,14 +97,15 @@ class JWTMiddleware:
         if settings is not None and options:
             raise TypeError("pass either settings or options, not both")
         self.app = app
+        self.clock = clock
         self.settings = settings if settings is not None else Settings.from_mapping(options)
         s = self.settings
         self.keys = KeyRing(s)
         self.reader = TokenReader(s)
-        self.verifier = TokenVerifier(s, self.keys)
+        self.verifier = TokenVerifier(s, self.keys, clock=clock)
         self.issuer = TokenIssuer(s, self.keys, clock=clock) if self.keys.can_sign else None
         # Several applications may share one SQLite file or Redis: user-named records are kept apart.
-        self.store: Store = namespaced(open_store(s.store, clock=clock), store_namespace(s, self.keys))
+        self.store: Store = namespaced(open_store(s.store, clock=clock), store_namespace(s, self.keys), clock=clock)
         self.renderer = ErrorRenderer(s.error_format, s.realm)
         authenticate = s.authenticate or (UsersFile(s.users_file) if s.users_file else None)
         self.endpoints = Endpoints(
@@ -131,31 +119,29 @@ class JWTMiddleware:
             clock=clock,
             health=Health(self.keys, lambda: self.store, clock) if s.health_path else None,
         )
-        self._routes_table = self.endpoints.routes()
+        table: dict[str, Handler] = dict(self.endpoints.routes())
         if s.verify_path:
-            if s.verify_path in self._routes_table:
+            if s.verify_path in table:
                 raise ConfigurationError("verify_path", f"{s.verify_path!r} is already the path of another endpoint")
-            self._routes_table[s.verify_path] = self._forward_auth
+            table[s.verify_path] = self._forward_auth
+        self.router = Router(s, table)
+        self._routes = self.router.memo  # read inline: one dict lookup per request
         if s.login_path and self.issuer is not None and authenticate is None:
             log.warning("login_path %s is not mounted: neither users_file nor authenticate is configured "
                         "(set login_path=None if tokens are issued elsewhere)", s.login_path)
-        self._protect = PrefixSet(s.protect)
-        self._public = ExactSet(s.public)
-        self._scopes = [(PrefixSet([prefix]), scopes) for prefix, scopes in s.scopes.items()]
         self._cors = s.cors_preflight
         self._fail_open = s.store_fail_open
         self._browser = self.endpoints.browser
         self._user_loader = s.user_loader
-        self._header_only_bearer = (
+        # Nothing but "Authorization: Bearer" is read: a repeated token is found without parsing.
+        self._plain_bearer = (
             s.token_sources == ("header",) and s.header_name.lower() == "authorization" and not self._browser
         )
         # The most common refusal, rendered once (a callable error_format renders every time).
         self._missing = None if callable(s.error_format) else self.renderer.render(MissingToken())
-        self.verified = VerifiedTokens(s.token_cache_size, s.leeway)
+        self.verified = VerifiedTokens(s.token_cache_size, s.leeway, clock)
         self._remote_keys = bool(self.keys.remotes)
         self._keys_version = self.keys.version
-        # One decision per distinct path, bounded: the path space is the client's to choose.
-        self._routes: dict[tuple[str, str], Route] = {}
         self._clean_keys: set[Any] = set()
 
     # -- construction helpers ----------------------------------------------------------------
@@ -294,56 +280,6 @@ class JWTMiddleware:
         if it must stop working before it expires)."""
         return Cookies(self.settings, self.reader.cookie_secure(environ)).clear()
 
-    # -- routing -----------------------------------------------------------------------------
-    def _route(self, script_name: str, path_info: str) -> Route:
-        """The decision for one path, remembered: a dict lookup per request after the first.
-
-        The path space is the client's to choose, so the memo is bounded: when full it starts over.
-        """
-        route = self._compute_route(script_name, path_info)
-        if len(self._routes) >= _MAX_ROUTES:
-            self._routes.clear()
-        self._routes[(script_name, path_info)] = route
-        return route
-
-    def _compute_route(self, script_name: str, path_info: str) -> Route:
-        """Decide on every reading of the path a router could take (:func:`~jwt_wsgi.paths.readings`).
-
-        The request is protected when *any* reading falls under ``protect`` (and is not exactly a
-        ``public`` path); its required scopes are those of every protected reading. An endpoint
-        answers it only when *every* reading names that endpoint. So ``/api/../x`` is protected
-        for a router that reads ``..`` literally and for one that resolves it, and a
-        ``SCRIPT_NAME`` set by a proxy can neither hide nor move a protected path.
-        """
-        try:
-            if script_name:
-                bases = [readings("", script_name + path_info), readings("", path_info)]
-                paths = bases[0] | bases[1]  # what readings(script_name, path_info) gives
-            else:
-                paths = readings("", path_info)
-                bases = [paths]
-        except BadPath:
-            return Route(None, True, (), True)
-        for base in bases:
-            endpoints = {self._routes_table.get(path) for path in base}
-            if len(endpoints) == 1 and None not in endpoints:
-                return Route(endpoints.pop(), False, (), False)
-        protected = False
-        scopes: list[str] = []
-        for path in sorted(paths):
-            folded = fold(path)
-            if not self._protect.covers(folded) or self._public.covers(path):
-                continue
-            protected = True
-            for prefixes, required in self._scopes:
-                if prefixes.covers(folded):
-                    scopes.extend(s for s in required if s not in scopes)
-        inline = self._header_only_bearer and not self._remote_keys
-        # With a user_loader, an authenticated request takes the general path (which loads the user).
-        return Route(None, protected, tuple(scopes), False,
-                     fast_protected=inline and protected and not scopes and self._user_loader is None,
-                     fast_open=inline and not protected)
-
     # -- the request -------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # Keys under jwt_wsgi. that arrive with the request are removed. Servers send the same few
@@ -352,38 +288,23 @@ class JWTMiddleware:
             self._screen(environ)
         environ[RENDERER_KEY] = self.renderer
         key = (environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""))
-        route = self._routes.get(key)
-        if route is None:
-            route = self._route(*key)
-        if route.fast_protected:
-            value = environ.get("HTTP_AUTHORIZATION")
-            if value is None:
-                missing = self._missing
-                if missing is not None and environ.get("REQUEST_METHOD") != "OPTIONS":  # preflights: general path
-                    start_response(missing[0], list(missing[1]))
-                    return [missing[2]]
-                value = ""
-            hit = self.verified.lookup(value[7:]) if value[:7] in _BEARER_PREFIXES else None
-            if hit is not None:
-                claims, revocation = hit
-                try:
-                    revoked = is_revoked(self.store, revocation, fail_open=self._fail_open)
-                except ServiceUnavailable as error:
-                    # Decided here: asking the store again on the general path would cost a
-                    # second timeout on every request while the store is stalled.
-                    return self._respond(error, start_response)
-                if revoked is False:
-                    environ[CLAIMS_KEY] = claims
-                    environ["REMOTE_USER"] = claims["sub"]
-                    environ["AUTH_TYPE"] = "Bearer"
-                    token = current_environ.set(environ)
-                    try:
-                        return self.app(environ, start_response)
-                    finally:
-                        current_environ.reset(token)
-        elif route.fast_open and "HTTP_AUTHORIZATION" not in environ:
-            return self.app(environ, start_response)
-        return self._general(environ, start_response, route)
+        route = self._routes.get(key) or self.router.route(key)
+        if self._plain_bearer and "HTTP_AUTHORIZATION" not in environ:  # no credential: the route decides
+            if route is OPEN_ROUTE:
+                return self.app(environ, start_response)
+            if route.kind is _PROTECTED and self._missing is not None and environ.get("REQUEST_METHOD") != "OPTIONS":
+                start_response(self._missing[0], list(self._missing[1]))  # as _decide would, minus the raise
+                return [self._missing[2]]
+        try:
+            answer, claims = self._decide(environ, route)
+            if answer is not None:
+                return answer(environ, start_response)
+        except AuthError as error:
+            return self._respond(error, start_response)
+        except Exception:
+            log.exception("jwt_wsgi failed while handling a request")
+            return self._respond(InternalError(), start_response)
+        return self._grant(environ, start_response, claims, route.kind is _PROTECTED, self.app)
 
     def _screen(self, environ: dict[str, Any]) -> None:
         """Remove forged ``jwt_wsgi.*`` keys; remember the clean ones (a bounded set)."""
@@ -394,22 +315,124 @@ class JWTMiddleware:
             elif len(self._clean_keys) < _MAX_CLEAN_KEYS:
                 self._clean_keys.add(key)
 
-    def _general(self, environ: dict[str, Any], start_response: StartResponse, route: Route) -> Iterable[bytes]:
-        """Every request the inline cases of :meth:`__call__` did not settle."""
-        try:
-            answer = self._authenticate(environ, route)
-            if answer is not None:
-                return answer(environ, start_response)
-        except AuthError as error:
-            return self._respond(error, start_response)
-        except Exception:
-            log.exception("jwt_wsgi failed while handling a request")
-            return self._respond(InternalError(), start_response)
-        if CLAIMS_KEY not in environ:
-            return self.app(environ, start_response)  # nothing for requires()/get_claims() to find
+    def _decide(self, environ: dict[str, Any], route: Route) -> tuple[Handler | None, dict[str, Any] | None]:
+        """What becomes of a routed request: the middleware's own answer, or the app's call.
+
+        :returns: ``(handler, None)`` when the middleware answers (an endpoint, a CORS preflight,
+            the sign-in page's redirect); else ``(None, claims)``: the application is called with
+            these verified claims, or anonymously when they are ``None`` (outside ``protect``).
+        :raises AuthError: the request is refused.
+        """
+        kind = route.kind
+        if kind is _PROTECTED:
+            if (
+                self._cors
+                and environ.get("REQUEST_METHOD") == "OPTIONS"
+                and "HTTP_ORIGIN" in environ
+                and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+            ):
+                # A CORS preflight carries no credentials (Fetch standard): it goes to the app, whose
+                # CORS handling answers it, but only the CORS part of the answer comes back.
+                return self._preflight, None
+            try:
+                return None, self._authenticate(environ, route.scopes)
+            except (MissingToken, InvalidToken):
+                if self._browser and environ.get("REQUEST_METHOD") in ("GET", "HEAD") and wants_html(environ):
+                    return self._to_login, None  # a page, not an API: send the person to sign in
+                raise
+        if kind is _OPEN:
+            try:
+                return None, self._authenticate(environ, ())
+            except AuthError:
+                return None, None  # outside protect, a token that does not pass is no token
+        if kind is _ENDPOINT:
+            return route.endpoint, None
+        raise InvalidRequest("The request path is malformed")
+
+    def _authenticate(self, environ: dict[str, Any], scopes: tuple[str, ...]) -> dict[str, Any]:
+        """The claims of the request's valid, unrevoked token, which must grant ``scopes``.
+
+        This is the one reading of a request's credentials. The token comes from
+        :class:`~jwt_wsgi.tokens.TokenReader` (header, cookie or query) and is looked up once in
+        the cache of verified tokens. Only verified tokens are cache keys, so where nothing but
+        ``Authorization: Bearer`` is read, a hit on the text after ``Bearer`` proves the header
+        well formed: a repeated token is not parsed again.
+
+        :raises AuthError: no token (:class:`MissingToken`, also for a token sent under another
+            scheme), two tokens or a malformed credential (:class:`InvalidRequest`), an invalid
+            or revoked token, a cookie-borne token on a cross-site request, missing scopes, an
+            unreachable store or JWK Set (:class:`ServiceUnavailable`).
+        """
+        if self._remote_keys:
+            self._refresh_keys()
+        token: str | None
+        source: str | None
+        if self._plain_bearer:
+            value = environ.get("HTTP_AUTHORIZATION")
+            if value is None:
+                raise MissingToken()
+            token, source = (value[7:], "header") if value[:7] in _BEARER_PREFIXES else (None, None)
+            hit = None if token is None else self.verified.lookup(token)
+            if hit is None:  # parsed only now (a miss on a Bearer token: the reader finds the same text)
+                token, source = self.reader.read_with_source(environ)
+        else:
+            token, source = self.reader.read_with_source(environ)
+            hit = None if token is None else self.verified.lookup(token)
+        if hit is not None:
+            claims, revocation = hit
+        elif token is None:
+            raise MissingToken()
+        else:
+            claims = self.verifier.verify(token)
+            if not self._remote_keys or self.keys.version == self._keys_version:
+                self.verified.put(token, claims)
+            revocation = revocation_args(claims)
+        if is_revoked(self.store, revocation, fail_open=self._fail_open):  # never cached: asked every time
+            raise RevokedToken()
+        if source == "cookie" and environ.get("REQUEST_METHOD") not in SAFE_METHODS:
+            if not csrf_ok(environ, claims, self.settings.max_body_size):
+                raise CSRFFailed()
+        if scopes and not token_scopes(claims).issuperset(scopes):
+            raise InsufficientScope(scopes)
+        return claims
+
+    def _refresh_keys(self) -> None:
+        """Keys from a JWK Set: refresh it when due, even for a cached token, and forget the
+        verdicts reached with a key its issuer has dropped since."""
+        version = self.keys.refresh_due()
+        if version != self._keys_version:
+            self.verified = VerifiedTokens(self.settings.token_cache_size, self.settings.leeway, self.clock)
+            self._keys_version = version
+
+    def _grant(self, environ: dict[str, Any], start_response: StartResponse, claims: dict[str, Any] | None,
+               required: bool, app: WSGIApp) -> Iterable[bytes]:
+        """Call ``app`` as the token's user: claims, ``REMOTE_USER``, ``user_loader``'s user, the
+        request context; or anonymously when ``claims`` is ``None``.
+
+        :param required: the path is protected: a user the loader does not find (or refuses) is
+            answered 401; elsewhere the request goes on anonymously, as with an invalid token.
+        """
+        if claims is not None and self._user_loader is not None:
+            try:
+                user = self._load_user(claims)
+                if user is None and required:
+                    raise UserNotFound()
+            except AuthError as error:
+                if required or error.status >= 500:
+                    return self._respond(error, start_response)
+                user = None  # the loader refused the user: anonymous here, as with an invalid token
+            if user is None:
+                claims = None  # an unknown user is nobody here, as an invalid token is
+            else:
+                environ[USER_KEY] = user
+        if claims is None:
+            return app(environ, start_response)  # nothing for requires()/get_claims() to find
+        environ[CLAIMS_KEY] = claims
+        environ["REMOTE_USER"] = claims["sub"]
+        environ["AUTH_TYPE"] = "Bearer"
         token = current_environ.set(environ)
         try:
-            return self.app(environ, start_response)
+            return app(environ, start_response)
         finally:
             current_environ.reset(token)
 
@@ -424,108 +447,6 @@ class JWTMiddleware:
             start_response("500 Internal Server Error",
                            [("Content-Type", "application/json"), ("Content-Length", str(len(_GENERIC_500)))])
             return [_GENERIC_500]
-
-    def _verify(self, token: str) -> dict[str, Any]:
-        """Claims of a valid access token: from the cache of verified tokens, or verified now."""
-        if self._remote_keys:
-            # Keys from a JWK Set: refresh it when due even for a cached token, and forget the
-            # verdicts reached with a key its issuer has dropped since.
-            version = self.keys.refresh_due()
-            if version != self._keys_version:
-                self.verified = VerifiedTokens(self.settings.token_cache_size, self.settings.leeway)
-                self._keys_version = version
-        claims = self.verified.get(token)
-        if claims is None:
-            claims = self.verifier.verify(token)
-            if not self._remote_keys or self.keys.version == self._keys_version:
-                self.verified.put(token, claims)
-        return claims
-
-    def _authenticate(
-        self, environ: dict[str, Any], route: Route
-    ) -> Callable[[dict[str, Any], StartResponse], list[bytes]] | None:
-        """Fill in the claims, or return an endpoint to answer with; raises :class:`AuthError`."""
-        if route.endpoint is not None:
-            return route.endpoint
-        if route.bad:
-            raise InvalidRequest("The request path is malformed")
-        if not route.protected:
-            self._optional(environ)
-            return None
-        if (
-            self._cors
-            and environ.get("REQUEST_METHOD") == "OPTIONS"
-            and "HTTP_ORIGIN" in environ
-            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
-        ):
-            # A CORS preflight carries no credentials (Fetch standard): it goes to the app, whose
-            # CORS handling answers it, but only the CORS part of the answer comes back.
-            return self._preflight
-        try:
-            claims = self._cached_bearer(environ)
-            source: str | None = "header"
-            if claims is None:
-                token, source = self.reader.read_with_source(environ)
-                if token is None:
-                    raise MissingToken()
-                claims = self._verify(token)
-            self._check_revoked(claims)
-        except (MissingToken, InvalidToken):
-            if self._browser and environ.get("REQUEST_METHOD") in ("GET", "HEAD") and wants_html(environ):
-                return self._to_login  # a page, not an API: send the person to sign in
-            raise
-        if source == "cookie" and environ.get("REQUEST_METHOD") not in SAFE_METHODS:
-            if not csrf_ok(environ, claims, self.settings.max_body_size):
-                raise CSRFFailed()
-        if route.scopes:
-            granted = token_scopes(claims)
-            if not granted.issuperset(route.scopes):
-                raise InsufficientScope(route.scopes)
-        if self._user_loader is not None:
-            user = self._load_user(claims)
-            if user is None:
-                raise UserNotFound()
-            environ[USER_KEY] = user
-        self._grant(environ, claims)
-        return None
-
-    def _cached_bearer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
-        """The repeated-token fast path: ``Authorization: Bearer <token seen before>``.
-
-        Only verified tokens are ever cache keys, so a hit proves the credential is well formed
-        and valid; anything else (other schemes, junk, a second token source) takes the full path.
-        """
-        if not self._header_only_bearer:
-            return None
-        value = environ.get("HTTP_AUTHORIZATION")
-        if value is None or value[:7] not in _BEARER_PREFIXES or self._remote_keys:
-            return None
-        return self.verified.get(value[7:])
-
-    def _optional(self, environ: dict[str, Any]) -> None:
-        """Outside ``protect``: a valid token fills in the claims, anything else is ignored."""
-        try:
-            token, source = self.reader.read_with_source(environ)
-            if token is None:
-                return
-            claims = self._verify(token)
-            self._check_revoked(claims)
-        except AuthError:
-            return
-        if source == "cookie" and environ.get("REQUEST_METHOD") not in SAFE_METHODS:
-            if not csrf_ok(environ, claims, self.settings.max_body_size):
-                return  # another site's request: it does not act as the user
-        if self._user_loader is not None:
-            try:
-                user = self._load_user(claims)
-            except AuthError as error:
-                if error.status >= 500:
-                    raise
-                return  # the loader refused the user: anonymous here, as with an invalid token
-            if user is None:
-                return  # an unknown user is nobody here, as an invalid token is
-            environ[USER_KEY] = user
-        self._grant(environ, claims)
 
     def _load_user(self, claims: dict[str, Any]) -> Any:
         """``user_loader(claims)``, once per request; a failure in it is a 500 with its traceback logged.
@@ -582,24 +503,18 @@ class JWTMiddleware:
         """
         try:
             original = self._original_request(environ)
-        except AuthError as error:
-            return self._respond(error, start_response)
-        route = self._routes.get((original["SCRIPT_NAME"], original["PATH_INFO"]))
-        if route is None:
-            route = self._route(original["SCRIPT_NAME"], original["PATH_INFO"])
-        if route.endpoint is not None:  # the middleware answers it itself, with no token required
-            return self._allow(None, start_response)
-        try:
-            answer = self._authenticate(original, route)
+            route = self.router.route((original["SCRIPT_NAME"], original["PATH_INFO"]))
+            answer, claims = self._decide(original, route)
         except AuthError as error:
             return self._respond(error, start_response)
         except Exception:
             log.exception("jwt_wsgi failed while verifying a forwarded request")
             return self._respond(InternalError(), start_response)
-        if answer is not None and answer != self._preflight:
-            return answer(original, start_response)  # the sign-in redirect of a browser page
-        # An anonymous CORS preflight, a path outside protect, or a granted request.
-        return self._allow(original.get(CLAIMS_KEY), start_response)
+        if answer == self._to_login:
+            return self._to_login(original, start_response)  # the sign-in redirect of a browser page
+        # An endpoint or a CORS preflight (no token needed), a path outside protect, or a granted
+        # request: 200, with the claims as headers when there are any.
+        return list(self._grant(original, start_response, claims, route.kind is _PROTECTED, self._allow))
 
     def _original_request(self, environ: dict[str, Any]) -> dict[str, Any]:
         """A WSGI environ for the request the proxy holds: its method, path and query, our headers.
@@ -638,7 +553,9 @@ class JWTMiddleware:
             original["wsgi.url_scheme"] = proto
         return original
 
-    def _allow(self, claims: Mapping[str, Any] | None, start_response: StartResponse) -> list[bytes]:
+    def _allow(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """Forward auth's answer to a request the middleware would let through."""
+        claims = environ.get(CLAIMS_KEY)
         headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "0"),
                    ("Cache-Control", "no-store")]
         if claims is not None:
@@ -665,12 +582,3 @@ class JWTMiddleware:
     def _session_marker(self, environ: dict[str, Any]) -> bool:
         name = ("__Host-" if self.reader.cookie_secure(environ) else "") + CSRF_COOKIE
         return cookie_value(environ, name) is not None
-
-    def _check_revoked(self, claims: Mapping[str, Any]) -> None:
-        check_revoked(self.store, claims, fail_open=self._fail_open)
-
-    @staticmethod
-    def _grant(environ: dict[str, Any], claims: dict[str, Any]) -> None:
-        environ[CLAIMS_KEY] = claims
-        environ["REMOTE_USER"] = claims["sub"]
-        environ["AUTH_TYPE"] = "Bearer"
