@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 import re
 import time
@@ -212,20 +211,21 @@ class JWTMiddleware:
 
         As a login counts its attempt first, a store that keeps an epoch begins it before the
         tokens are issued, never after (which would revoke them). A new epoch begins at the next
-        millisecond and tokens are dated to the millisecond, so the clock must move on before a
-        token is minted (waited for, bounded: tests may hold their clock still).
+        millisecond and tokens are dated to the millisecond, so when the epoch was begun just now
+        the clock must reach it before a token is minted: waited for, at most a few milliseconds
+        (a test's clock may stand still). Once the epoch is past, nothing is waited for.
 
         :raises ServiceUnavailable: the store cannot be reached.
         """
-        clock = self.endpoints.clock
         try:
             self.store.ping()
         except StoreUnavailable:
             raise ServiceUnavailable() from None
-        pinged = math.floor(clock() * 1000)
-        deadline = time.monotonic() + 0.005
-        while math.floor(clock() * 1000) <= pinged and time.monotonic() < deadline:
-            pass
+        epoch = getattr(self.store, "epoch", None)
+        if isinstance(epoch, float) and self.clock() < epoch:
+            deadline = time.monotonic() + 0.005
+            while self.clock() < epoch and time.monotonic() < deadline:
+                pass
 
     def revoke(self, token: str) -> None:
         """Revoke one token now, in every worker and host sharing the store.
