@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import pytest
@@ -10,48 +9,55 @@ import pytest
 from jwt_wsgi import JWTMiddleware
 from jwt_wsgi.cache import VerifiedTokens
 
-from .conftest import SECRET, BufferedClient, bearer, canary_app, login, mint
+from .conftest import OTHER_SECRET, SECRET, BufferedClient, FakeClock, bearer, canary_app, login, mint
 
 
-class Counting:
-    """Wraps the middleware's verifier to count full verifications."""
-
-    def __init__(self, verifier):
-        self.verifier = verifier
-        self.calls = 0
-
-    def verify(self, token, expected_type="access"):
-        self.calls += 1
-        return self.verifier.verify(token, expected_type)
+NOW = 2_000_000_000  # the injected clock's time: tokens are minted around it
 
 
 def wrapped(**options):
-    middleware = JWTMiddleware(canary_app, secret=SECRET, protect=["/api"], **options)
-    counter = Counting(middleware.verifier)
-    middleware.verifier = counter
-    return middleware, counter, BufferedClient(middleware)
+    clock = FakeClock(NOW)
+    middleware = JWTMiddleware(canary_app, secret=SECRET, protect=["/api"], clock=clock, **options)
+    return middleware, clock, BufferedClient(middleware)
 
 
-def test_repeated_token_is_verified_once():
-    _, counter, client = wrapped()
-    token = mint()
+def fresh(**extra):
+    """A token valid at NOW (issued then, for ten minutes)."""
+    return mint(**{"iat": NOW, "exp": NOW + 600, "jti": "jti-cache", **extra})
+
+
+def cached(client, clock, token):
+    """Whether ``token`` is served from the cache: asked with the clock turned back before its
+    ``iat``, when verifying it would refuse it ("not valid yet") but a cached verdict still holds."""
+    now, clock.now = clock.now, NOW - 3600
+    try:
+        return client.get("/api/me", headers=bearer(token)).status_code == 200
+    finally:
+        clock.now = now
+
+
+def test_repeated_token_is_served_from_the_cache():
+    _, clock, client = wrapped()
+    token = fresh()
+    assert not cached(client, clock, token)  # the probe itself: refused before the token was ever verified
     for _ in range(5):
         assert client.get("/api/me", headers=bearer(token)).status_code == 200
-    assert counter.calls == 1
+    assert cached(client, clock, token)
 
 
 def test_byte_different_variant_never_shares_an_entry():
-    _, counter, client = wrapped()
-    token = mint()
+    _, clock, client = wrapped()
+    token = fresh()
     client.get("/api/me", headers=bearer(token))
-    client.get("/api/me", headers=bearer(token + "="))
     forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
     assert client.get("/api/me", headers=bearer(forged)).status_code == 401
-    assert counter.calls == 3
+    assert cached(client, clock, token)
+    assert not cached(client, clock, token + "=")
+    assert not cached(client, clock, forged)
 
 
 def test_revoked_token_is_refused_even_when_cached(users_file):
-    middleware, counter, client = wrapped(users_file=users_file)
+    middleware, clock, client = wrapped(users_file=users_file)
     token = login(client)["access_token"]
     assert client.get("/api/me", headers=bearer(token)).status_code == 200
     assert client.get("/api/me", headers=bearer(token)).status_code == 200
@@ -61,24 +67,24 @@ def test_revoked_token_is_refused_even_when_cached(users_file):
 
 
 def test_entries_never_outlive_exp():
-    middleware, counter, client = wrapped(leeway=5)
-    exp = int(time.time()) + 60
-    token = mint(exp=exp)
-    client.get("/api/me", headers=bearer(token))
-    middleware.verified.clock = lambda: exp + 4.9  # within leeway: still served from the cache
-    client.get("/api/me", headers=bearer(token))
-    assert counter.calls == 1
-    middleware.verified.clock = lambda: exp + 5  # exp + leeway: verified again (and refused, were it real time)
-    client.get("/api/me", headers=bearer(token))
-    assert counter.calls == 2
+    middleware, clock, client = wrapped(leeway=5)
+    exp = NOW + 60
+    token = fresh(exp=exp)
+    assert client.get("/api/me", headers=bearer(token)).status_code == 200
+    clock.now = exp + 4.9  # within leeway: still valid
+    assert client.get("/api/me", headers=bearer(token)).status_code == 200
+    assert cached(client, clock, token)
+    clock.now = exp + 5  # exp + leeway: the entry is gone, and verification refuses the token
+    assert client.get("/api/me", headers=bearer(token)).status_code == 401
+    assert not cached(client, clock, token) and len(middleware.verified) == 0
 
 
 def test_failed_verifications_are_not_cached():
-    middleware, counter, client = wrapped()
-    bad = mint(key="another-test-secret-9876543210-zyxwvutsrqponmlkjihgfedcba")
+    middleware, clock, client = wrapped()
+    bad = fresh(key=OTHER_SECRET)
     for _ in range(3):
         assert client.get("/api/me", headers=bearer(bad)).status_code == 401
-    assert counter.calls == 3 and len(middleware.verified) == 0
+    assert len(middleware.verified) == 0
 
 
 def test_application_cannot_poison_the_cache():
@@ -115,16 +121,16 @@ def test_application_cannot_poison_nested_claims():
 
 
 def test_disabling_the_cache():
-    _, counter, client = wrapped(token_cache_size=0)
-    token = mint()
+    middleware, clock, client = wrapped(token_cache_size=0)
+    token = fresh()
     for _ in range(3):
-        client.get("/api/me", headers=bearer(token))
-    assert counter.calls == 3
+        assert client.get("/api/me", headers=bearer(token)).status_code == 200
+    assert not cached(client, clock, token) and len(middleware.verified) == 0
 
 
 def test_bounded_lru_and_memory_at_the_bound():
-    cache = VerifiedTokens(max_entries=1000)
-    exp = time.time() + 600
+    cache = VerifiedTokens(max_entries=1000, clock=lambda: NOW)
+    exp = NOW + 600
     tokens = [mint(jti=f"j{i}", exp=int(exp)) for i in range(3000)]
     claims = {"sub": "alice", "exp": exp, "jti": "x", "type": "access", "iat": exp - 600}
     tracemalloc.start()
