@@ -11,7 +11,6 @@ from jwt_wsgi.cache import VerifiedTokens
 
 from .conftest import OTHER_SECRET, SECRET, BufferedClient, FakeClock, bearer, canary_app, login, mint
 
-
 NOW = 2_000_000_000  # the injected clock's time: tokens are minted around it
 
 

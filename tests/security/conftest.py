@@ -15,7 +15,6 @@ import json
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,16 +390,6 @@ def wire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
             server.stop()
         for d in locals().get("dev", {}).values():
             d.stop()
-
-
-def median_ms(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return times[len(times) // 2]
 
 
 @pytest.fixture

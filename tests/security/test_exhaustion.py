@@ -1,13 +1,12 @@
 """Resource exhaustion (threat model §8): caps before parsing, no super-linear work, no
-unbounded growth. Bounds are loose (a noisy 2-core machine): they catch quadratic or unparsed-cap
-regressions, not micro-benchmarks.
+unbounded growth. Work is counted, never timed: the function calls a request makes (Python and
+C, as ``sys.setprofile`` reports them), the bytes read from a body, the signatures checked.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import statistics
 import sys
 import time
 import tracemalloc
@@ -18,7 +17,7 @@ import pytest
 
 from tests.conftest import ALICE_PASSWORD, CANARY_API, HS, J, b64
 from tests.security import apps
-from tests.security.conftest import H0, RS, STATS, build_request, call, environ_for, median_ms, read_response
+from tests.security.conftest import H0, RS, STATS, build_request, call, environ_for, read_response
 
 NOW = int(time.time())
 
@@ -44,11 +43,41 @@ def no_pyjwt(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield calls
 
 
-def assert_fast_deny(app: Any, token: str, bound_ms: float = 50.0, repeat: int = 20) -> None:
-    status, body = call(app, environ_for(headers={"Authorization": f"Bearer {token}"}))
+def steps(app: Any, environ: dict[str, Any], count: Callable[[str], bool] = lambda name: True) -> int:
+    """Work done by one request: the function calls (Python, and C called from Python) it makes
+    whose qualified name passes ``count`` (every call by default). A count, not a time: the same
+    request gives the same figure on any machine, busy or not."""
+    calls = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call" and count(frame.f_code.co_qualname):
+            calls += 1
+        elif event == "c_call" and count(getattr(arg, "__qualname__", "")):
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        call(app, environ)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def bearer_environ(token: str) -> dict[str, Any]:
+    return environ_for(headers={"Authorization": f"Bearer {token}"})
+
+
+FORGED = HS("not-the-key", H0, {"sub": "admin", "exp": NOW + 600})  # an ordinary token with a wrong signature
+
+
+def assert_cheap_deny(app: Any, token: str) -> None:
+    """Refused, with no more work than an ordinary forged token costs (after one warm-up each)."""
+    status, body = call(app, bearer_environ(token))
     assert status in (400, 401) and CANARY_API not in body, (status, body)
-    elapsed = median_ms(lambda: call(app, environ_for(headers={"Authorization": f"Bearer {token}"})), repeat)
-    assert elapsed < bound_ms, f"median {elapsed:.2f} ms"
+    call(app, bearer_environ(FORGED))
+    hostile, ordinary = steps(app, bearer_environ(token)), steps(app, bearer_environ(FORGED))
+    assert hostile <= ordinary, f"{hostile} calls for this token, {ordinary} for a forged one"
 
 
 # -- hostile tokens in the header -------------------------------------------------------------------
@@ -76,8 +105,8 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("make_token", HOSTILE)
-def test_hostile_tokens_are_denied_fast(app: Any, make_token: Callable[[], str]) -> None:
-    assert_fast_deny(app, make_token())
+def test_hostile_tokens_are_denied_cheaply(app: Any, make_token: Callable[[], str]) -> None:
+    assert_cheap_deny(app, make_token())
 
 
 @pytest.mark.parametrize("size", [pytest.param(4097, id="size-4097"), pytest.param(8000, id="size-8000")])
@@ -103,11 +132,11 @@ def test_default_token_size_cap_is_checked_before_pyjwt(app: Any, no_pyjwt: list
 
 # -- huge tokens in bodies ---------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/auth/refresh", "/auth/logout"])
-def test_huge_token_in_a_body_is_refused_fast(app: Any, path: str, no_pyjwt: list[str]) -> None:
+def test_huge_token_in_a_body_is_refused_unread(app: Any, path: str, no_pyjwt: list[str]) -> None:
     ten_mib = json.dumps({"refresh_token": "A" * (10 * 1024 * 1024)}).encode()
-    start = time.perf_counter()
-    status, _ = call(app, environ_for("POST", path, body=ten_mib, content_type="application/json"))
-    assert status == 413 and time.perf_counter() - start < 0.5
+    environ = environ_for("POST", path, body=ten_mib, content_type="application/json")
+    status, _ = call(app, environ)
+    assert status == 413 and environ["wsgi.input"].tell() == 0  # refused on Content-Length: not a byte read
     # Under the body cap but over the token cap: refused without parsing.
     big = json.dumps({"refresh_token": "A" * 12000 + "." + "B" * 100 + ".C"}).encode()
     status, _ = call(app, environ_for("POST", path, body=big, content_type="application/json"))
@@ -132,11 +161,16 @@ def test_random_kid_flood_against_a_keyed_deployment(keys: Any) -> None:
                        private_key=str(keys.rsa_private_pem))
     tokens = [J({"alg": "RS256", "kid": f"kid-{i:06d}-{'x' * (i % 50)}"}) + "." + J({"sub": "admin"}) + ".AAAA"
               for i in range(200)]
-    start = time.perf_counter()
+    work = []
     for token in tokens:
-        status, body = call(app, environ_for(headers={"Authorization": f"Bearer {token}"}))
+        status, body = call(app, bearer_environ(token))
         assert status == 401 and CANARY_API not in body
-    assert (time.perf_counter() - start) / len(tokens) < 0.005
+        work.append(steps(app, bearer_environ(token)))
+    # The 200th unknown kid costs what the first did (give or take a call for its spelling): no key
+    # loading, no lookup that grows with the kids seen.
+    assert max(work) - min(work) <= 2, (min(work), max(work))
+    signatures = steps(app, bearer_environ(tokens[0]), lambda name: name.endswith("Algorithm.verify"))
+    assert signatures <= 1  # with the one configured key, at most
 
 
 def test_token_supplied_urls_are_never_contacted(app: Any, keys: Any, listener: Any) -> None:
@@ -144,16 +178,17 @@ def test_token_supplied_urls_are_never_contacted(app: Any, keys: Any, listener: 
     for header in ({"alg": "RS256", "jku": listener.url}, {"alg": "RS256", "x5u": listener.url},
                    {"alg": "HS256", "jku": listener.url, "kid": listener.url}):
         token = RS(keys.attacker_rsa, header, {"sub": "admin", "exp": NOW + 60})
-        start = time.perf_counter()
-        status, _ = call(app, environ_for(headers={"Authorization": f"Bearer {token}"}))
-        assert status == 401 and time.perf_counter() - start < 0.5
+        status, _ = call(app, bearer_environ(token))
+        assert status == 401
+        assert steps(app, bearer_environ(token), lambda name: "connect" in name or "urlopen" in name) == 0
     assert listener.connections == before
 
 
-def test_invalid_tokens_cost_microseconds(app: Any) -> None:
-    forged = HS("not-the-key", H0, {"sub": "admin", "exp": NOW + 600})
-    elapsed = median_ms(lambda: call(app, environ_for(headers={"Authorization": f"Bearer {forged}"})), 200)
-    assert elapsed < 5.0, f"median {elapsed:.3f} ms per invalid token"
+def test_an_invalid_token_costs_one_signature_check(app: Any) -> None:
+    assert call(app, bearer_environ(FORGED))[0] == 401
+    assert steps(app, bearer_environ(FORGED), lambda name: name == "HMACAlgorithm.verify") == 1
+    # And a bounded amount of work besides: parse, one HMAC, the rendered 401 (about 160 calls).
+    assert steps(app, bearer_environ(FORGED)) < 400
 
 
 # -- gunicorn's request limits over the wire -----------------------------------------------------------
@@ -182,15 +217,12 @@ def test_limits_over_the_wire(wire: Any, server: str, make: Callable[[], bytes],
             sock.sendall(make())
         except OSError:
             pass  # the server may close before reading a 1 MiB header; the answer is still there
-        start = time.perf_counter()
-        response = read_response(sock)
+        response = read_response(sock)  # (within the socket's timeout)
     assert response.status != 500 and CANARY_API not in response.body, str(response)
     if server.startswith("gunicorn"):
         assert response.status == gunicorn_status, str(response)
     else:
         assert response.status in (400, 401, 414, 431), str(response)
-    if gunicorn_status == 401:  # under every limit: the middleware answers
-        assert time.perf_counter() - start < 0.5
 
 
 # -- no unbounded growth, no super-linear work under floods ---------------------------------------------
@@ -199,25 +231,26 @@ def _login_environ(username: str, remote: str = "203.0.113.50") -> dict[str, Any
     return environ_for("POST", "/auth/login", body=body, content_type="application/json", remote=remote)
 
 
-def test_distinct_username_flood_memory_and_cost_stay_flat() -> None:
+def test_distinct_username_flood_memory_and_work_stay_flat() -> None:
     """20,000 distinct usernames from one address (all but the first 20 answered 429 before any
     password hash). There is no public way to read the size of the memory store's counter table
     (see the report): measured instead as memory retained by the store module per username (traced
-    over the first 3,000, tracing is slow) and as cost per request, which must not grow with the
-    number of usernames seen."""
+    over the first 3,000, tracing is slow) and as the work one request does (its function calls,
+    sampled), which must not grow with the number of usernames seen."""
     app = apps.protect(apps.werkzeug_router_app, store="memory://", login_rate_limit="5/minute",
                        login_ip_rate_limit="20/minute")
     store_file = sys.modules[type(app.store).__module__].__file__
     traced = 3_000
-    durations = []
+    work: dict[int, int] = {}
     tracemalloc.start()
     try:
         first = tracemalloc.take_snapshot()
         for i in range(20_000):
             environ = _login_environ(f"flood-user-{i:05d}")
-            start = time.perf_counter()
+            if i >= traced and i % 500 == 0:
+                work[i] = steps(app, environ)
+                continue
             status, _ = call(app, environ)
-            durations.append(time.perf_counter() - start)
             assert status in (401, 429), (i, status)
             if i == traced - 1:
                 last = tracemalloc.take_snapshot()
@@ -228,37 +261,29 @@ def test_distinct_username_flood_memory_and_cost_stay_flat() -> None:
                 if stat.traceback[0].filename == store_file)
     per_user = grown / traced
     assert per_user < 1024, f"{per_user:.0f} bytes retained per distinct username ({grown} in total)"
-    early, late = statistics.median(durations[traced:traced + 2000]), statistics.median(durations[-2000:])
-    assert late < 3 * early, f"cost per request grew from {early * 1e6:.0f} us to {late * 1e6:.0f} us"
+    early, late = work[traced], max(work.values())
+    assert late <= early + 5, f"a request made {early} calls after {traced} usernames, up to {late} later: {work}"
 
 
 FLOOD_LIMIT = 110_000  # distinct usernames: past any plausible table bound, ~2 s in-process
 
 
-def test_cost_per_request_stays_flat_past_the_counter_table_bound() -> None:
+def test_work_per_request_stays_flat_past_the_counter_table_bound() -> None:
     """Distinct usernames until the memory store's counter table must make room (its bound is
-    neither configurable nor observable, so the flood just goes past any plausible one). The cost
-    per request must stay within a constant factor of the start; the test stops at the first run
-    of 20 consecutive slow requests (O(table size) work per request)."""
+    neither configurable nor observable, so the flood just goes past any plausible one). Every
+    1,000th request is counted (its function calls): making room must not cost work that grows
+    with the table (a scan of it in Python, say)."""
     app = apps.protect(apps.werkzeug_router_app, store="memory://")
-    baseline: list[float] = []
-    bound = 0.0
-    slow_run = 0
+    work: dict[int, int] = {}
     for i in range(FLOOD_LIMIT):
         environ = _login_environ(f"u{i}")
-        start = time.perf_counter()
-        call(app, environ)
-        elapsed = time.perf_counter() - start
-        if i < 2000:
-            baseline.append(elapsed)
-            continue
-        if i == 2000:
-            bound = max(20 * statistics.median(baseline), 0.002)
-        slow_run = slow_run + 1 if elapsed > bound else 0
-        assert slow_run < 20, (
-            f"after {i} distinct usernames each request costs {elapsed * 1000:.1f} ms "
-            f"(median at the start {statistics.median(baseline) * 1e6:.0f} us): work per request grows with the table"
-        )
+        if i % 1000 == 999:
+            work[i] = steps(app, environ)
+        else:
+            call(app, environ)
+    start = work[1999]
+    grown = {i: n for i, n in work.items() if i > 1999 and n > start + 20}
+    assert not grown, f"a request made {start} calls after 2,000 usernames; later ones more: {grown}"
 
 
 def test_username_flood_does_not_reset_the_per_address_limit() -> None:
