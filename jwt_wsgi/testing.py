@@ -26,7 +26,6 @@ read or imported beyond jwt_wsgi itself.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -60,10 +59,11 @@ class TokenFactory:
     :param target: a :class:`~jwt_wsgi.JWTMiddleware` (Flask: the app after
         :func:`jwt_wsgi.contrib.flask.protect`, or ``app.wsgi_app``), or
         :class:`~jwt_wsgi.Settings` (a middleware is built from them, in front of an empty app).
-    :param clock: seconds since the epoch, for tokens relative to a clock of your own.
+    :param clock: seconds since the epoch, for tokens relative to a clock of your own [the
+        middleware's ``clock``].
     """
 
-    def __init__(self, target: JWTMiddleware | Settings | Any, *, clock: Any = time.time) -> None:
+    def __init__(self, target: JWTMiddleware | Settings | Any, *, clock: Any = None) -> None:
         from .middleware import JWTMiddleware
         from .settings import Settings
 
@@ -81,7 +81,7 @@ class TokenFactory:
             )
         self.middleware = target
         self.settings = target.settings
-        self.clock = clock
+        self.clock = target.clock if clock is None else clock
 
     # -- tokens ------------------------------------------------------------------------------------
     def token(

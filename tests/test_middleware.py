@@ -517,3 +517,26 @@ def test_keyword_construction_says_it_does_not_read_the_environment(monkeypatch)
     with pytest.raises(ConfigurationError) as info:
         JWTMiddleware(canary_app, protect=["/api"])
     assert "from_env" not in str(info.value)
+
+
+# -- one clock: the middleware's clock is the verifier's, the cache's, the issuer's, the store's ---------
+def test_one_injected_clock_decides_every_time_check(users_file):
+    from jwt_wsgi.testing import TokenFactory
+
+    from .conftest import FakeClock
+
+    later = NOW - 10 * 365 * 86400  # years ago: a real clock would call these tokens expired
+    clock = FakeClock(later)
+    middleware = JWTMiddleware(canary_app, secret=SECRET, protect=["/api"], users_file=users_file, clock=clock)
+    client = BufferedClient(middleware)
+    token = mint(iat=later, exp=later + 60)
+    assert client.get("/api/me", headers=bearer(token)).status_code == 200  # verified by the injected clock
+    issued = middleware.issue_tokens("alice")["access_token"]
+    assert jwt.decode(issued, options={"verify_signature": False})["iat"] == later
+    assert client.get("/api/me", headers=bearer(issued)).status_code == 200
+    expired = TokenFactory(middleware).expired()  # an hour before the middleware's clock (the wall's: "not yet valid")
+    assert client.get("/api/me", headers=bearer(expired)).json["error"] == "token_expired"
+    clock.now = later + 60  # the cached verdict ends with exp, by the same clock
+    assert client.get("/api/me", headers=bearer(token)).json["error"] == "token_expired"
+    assert client.post("/auth/logout", headers=bearer(issued)).status_code == 204
+    assert client.get("/api/me", headers=bearer(issued)).json["error"] == "token_revoked"
