@@ -99,7 +99,7 @@ class JWTMiddleware:
         self.clock = clock
         self.settings = settings if settings is not None else Settings.from_mapping(options)
         s = self.settings
-        self.keys = KeyRing(s)
+        self.keys = KeyRing(s, clock=clock)
         self.reader = TokenReader(s)
         self.verifier = TokenVerifier(s, self.keys, clock=clock)
         self.issuer = TokenIssuer(s, self.keys, clock=clock) if self.keys.can_sign else None
