@@ -75,7 +75,7 @@ class VerifiedTokens:
         until = exp + self.leeway
         with self._lock:
             flat = not any(type(value) in (dict, list) for value in claims.values())
-            self._entries[token] = (_deep(claims), until, revocation_args(claims), flat)
+            self._entries[token] = (claims.copy() if flat else _deep(claims), until, revocation_args(claims), flat)
             self._entries.move_to_end(token)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)

@@ -292,9 +292,10 @@ class JWTMiddleware:
         if self._plain_bearer and "HTTP_AUTHORIZATION" not in environ:  # no credential: the route decides
             if route is OPEN_ROUTE:
                 return self.app(environ, start_response)
-            if route.kind is _PROTECTED and self._missing is not None and environ.get("REQUEST_METHOD") != "OPTIONS":
-                start_response(self._missing[0], list(self._missing[1]))  # as _decide would, minus the raise
-                return [self._missing[2]]
+            missing = self._missing  # as _decide would answer, without raising and rendering
+            if missing is not None and route.kind is _PROTECTED and environ.get("REQUEST_METHOD") != "OPTIONS":
+                start_response(missing[0], list(missing[1]))
+                return [missing[2]]
         try:
             answer, claims = self._decide(environ, route)
             if answer is not None:
