@@ -22,6 +22,13 @@ NOW = int(time.time())
 H0 = b'{"alg":"HS256","typ":"JWT"}'
 
 
+@pytest.fixture
+def client(make_client: Any) -> Any:
+    """The middleware on a clock stopped at ``NOW``: the tokens below are dated when the module loads,
+    and a long run must not let them expire before their test."""
+    return make_client(clock=lambda: float(NOW))
+
+
 def signed(payload: bytes, header: bytes = H0) -> str:
     """A token over raw payload bytes (so it can say things ``json.dumps`` never writes)."""
     signing_input = f"{b64(header)}.{b64(payload)}"
@@ -130,7 +137,8 @@ def test_duplicate_header_members_are_still_refused(client: Any) -> None:
 def test_signed_helper_matches_pyjwt() -> None:
     """The raw builder above signs exactly as PyJWT does (so the tests test the claims)."""
     token = signed(payload())
-    assert jwt.decode(token, SECRET, algorithms=["HS256"])["sub"] == "alice"
+    # PyJWT reads the wall clock: the payload's times are NOW, when this module was loaded.
+    assert jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False})["sub"] == "alice"
     assert base64.urlsafe_b64decode(token.split(".")[1] + "==") == payload()
     assert json.loads(payload(exp=HUGE))["exp"] == int(HUGE)
     assert mint()  # the shared helper still works alongside
