@@ -660,27 +660,26 @@ def test_redis_outage_fails_fast_and_recovers(tmp_path: Path) -> None:
             store.close()
 
 
-@pytest.mark.parametrize(
-    ("query", "bound"),
-    [
-        pytest.param("?socket_timeout=0.2", (0.15, 0.9), id="from-url"),
-        pytest.param("", (0.9, 3.0), id="default-1s"),
-    ],
-)
-def test_redis_answers_within_its_socket_timeout(query: str, bound: tuple[float, float]) -> None:
-    """A server that accepts connections and never answers (a hung or overloaded Redis)."""
+@pytest.mark.parametrize("query", [pytest.param("?socket_timeout=0.2", id="from-url"),
+                                   pytest.param("", id="default-1s")])
+def test_redis_gives_up_on_a_server_that_never_answers(query: str) -> None:
+    """A server that accepts connections and never answers (a hung or overloaded Redis): the store
+    answers StoreUnavailable after its socket timeout and hangs up, rather than waiting forever."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         store = _redis_store(f"redis://127.0.0.1:{silent.getsockname()[1]}/0{query}")
         try:
-            started = time.monotonic()
             with pytest.raises(StoreUnavailable, match="Timeout"):
                 store.is_revoked("j", "s", 0.0, None)
-            elapsed = time.monotonic() - started
         finally:
             store.close()
-    assert bound[0] < elapsed < bound[1]
+        silent.settimeout(10)  # bounded: the store connected before it timed out
+        connection, _ = silent.accept()
+        with connection:
+            connection.settimeout(10)  # bounded: the store has closed its end, so this reads EOF at once
+            while connection.recv(65536):
+                pass
 
 
 @pytest.mark.slow

