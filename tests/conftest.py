@@ -86,6 +86,18 @@ class BufferedClient(Client):
         return super().open(*args, **kwargs)
 
 
+#: Fixtures that start a process: a test that uses one, even through another fixture, is ``slow``
+#: (``make test-fast`` leaves it out) whether or not it says so itself.
+PROCESS_FIXTURES = frozenset({"redis_server", "redis_cluster", "redis_sentinel", "wire"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def users_file(tmp_path: Any) -> str:
     path = tmp_path / "users.json"

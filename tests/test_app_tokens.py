@@ -140,6 +140,7 @@ def test_issue_tokens_with_a_new_sqlite_store_works_at_once(tmp_path):
     assert BufferedClient(middleware).get("/api/me", headers=bearer(issued["access_token"])).status_code == 200
 
 
+@pytest.mark.slow
 def test_issue_tokens_on_an_empty_redis_store_works_at_once(redis_server):  # noqa: F811
     # An empty Redis begins its epoch at the millisecond after the first use, and refuses every
     # token dated before it: issue_tokens must not mint within that same millisecond.

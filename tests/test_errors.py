@@ -177,6 +177,7 @@ def _post_form(client, csrf: str, cookie: str, password: str = ALICE_PASSWORD):
                        headers={**HTML, "Origin": "http://localhost"}, environ_overrides={"HTTP_COOKIE": cookie})
 
 
+@pytest.mark.slow
 def test_store_down_sign_in_page_says_unavailable_not_wrong_password(make_client, outage: Outage):
     client = make_client(token_sources=["header", "cookie"], store=outage.url)
     csrf, cookie = _sign_in_form(client)
@@ -198,6 +199,7 @@ def test_store_down_sign_in_page_says_unavailable_not_wrong_password(make_client
     assert _post_form(client, csrf, cookie).status_code == 303
 
 
+@pytest.mark.slow
 def test_store_down_json_login_is_503(make_client, outage: Outage):
     client = make_client(store=outage.url)
     outage.down()

@@ -18,6 +18,8 @@ from ._services import unavailable
 from .conftest import SECRET, mint
 from .servers import JWT_WSGI, Server, free_port, get, server_env
 
+pytestmark = pytest.mark.slow  # real nginx and a real jwt-wsgi serve
+
 NGINX_CONF = """\
 worker_processes 1;
 {user}

@@ -556,6 +556,7 @@ def test_a_ttl_refresh_under_way_does_not_hold_up_requests_with_cached_keys(jwks
 
 
 # -- a slow, broken or hostile endpoint ---------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["slow", "drip"])
 def test_slow_jwk_set_fails_within_the_timeout_and_other_routes_keep_answering(jwks_server, mode):
     """A server that never answers, or drips a byte at a time (each read is quick, the body never
@@ -984,6 +985,7 @@ def _discovery_config(issuer: str, algorithm: str = "RS256") -> str:
     return f'algorithm = "{algorithm}"\nissuer = "{issuer}"\naudience = "{AUD}"\nprotect = ["/api"]\n'
 
 
+@pytest.mark.slow
 def test_check_fetches_the_discovery_document_and_the_jwk_set(tmp_path, jwks_server):
     from .test_cli import ok
 
@@ -994,6 +996,7 @@ def test_check_fetches_the_discovery_document_and_the_jwk_set(tmp_path, jwks_ser
     assert json.loads(result.stdout)["issuer"] == jwks_server.base
 
 
+@pytest.mark.slow
 def test_check_refuses_a_discovery_issuer_that_cannot_be_reached(tmp_path):
     from .test_cli import assert_user_error
 
@@ -1002,6 +1005,7 @@ def test_check_refuses_a_discovery_issuer_that_cannot_be_reached(tmp_path):
     assert f"{issuer}/.well-known/openid-configuration" in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("setup", "reason"),
     [
@@ -1024,6 +1028,7 @@ def test_check_refuses_a_discovery_set_up_it_cannot_use(tmp_path, jwks_server, s
     assert failing in line
 
 
+@pytest.mark.slow
 def test_check_refuses_a_jwk_set_without_a_key_for_the_algorithm(tmp_path, jwks_server):
     from .test_cli import assert_user_error
 
@@ -1032,6 +1037,7 @@ def test_check_refuses_a_jwk_set_without_a_key_for_the_algorithm(tmp_path, jwks_
     assert "ES256" in line and jwks_server.url() in line
 
 
+@pytest.mark.slow
 def test_check_fetches_jwks_url_and_each_provider(tmp_path, jwks_server):
     from .test_cli import assert_user_error, ok
 

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import jwt
+import pytest
 
 from tests.conftest import SECRET, bearer, login
 from tests.test_cli import ok, run
@@ -20,6 +21,7 @@ from tests.test_cli import ok, run
 NEW = "new-rotation-test-only-secret-5a1f09c2e7b34d8e9f60a1b2c3d4e5f6"
 
 
+@pytest.mark.slow
 def test_tokens_issued_under_secret_verify_after_the_switch_to_keys(tmp_path: Path, make_client) -> None:
     store = f"sqlite:///{tmp_path / 'store.db'}"
     # 1. Today: one secret.

@@ -94,6 +94,7 @@ def test_malformed_base64_secrets_are_refused_without_quoting_them(text, match):
     assert not text[8:] or text[8:] not in str(info.value)
 
 
+@pytest.mark.slow
 def test_cli_with_a_base64_secret_in_the_environment(tmp_path: Path) -> None:
     token = ok(run("token", "--sub", "bob", cwd=tmp_path, secret=URLSAFE)).stdout.strip()
     assert jwt.decode(token, RAW, algorithms=["HS256"])["sub"] == "bob"
@@ -102,6 +103,7 @@ def test_cli_with_a_base64_secret_in_the_environment(tmp_path: Path) -> None:
     assert STANDARD[7:] not in checked.stdout + checked.stderr
 
 
+@pytest.mark.slow
 def test_cli_refuses_undecodable_environment_values_in_one_line(tmp_path: Path) -> None:
     # A variable holding bytes that are not UTF-8 reaches Python as lone surrogates (PEP 383);
     # subprocess turns them back into those bytes.
@@ -211,6 +213,7 @@ def test_an_at_jwt_token_is_never_a_refresh_token(make_client):
 
 
 # -- jwt-wsgi check explains the keys -----------------------------------------------------------
+@pytest.mark.slow
 def test_check_explains_a_verify_only_set_up_with_providers_and_the_kidless_cap(tmp_path: Path) -> None:
     idp = ec.generate_private_key(ec.SECP256R1())
     _, idp_pub = write_pair(tmp_path, idp, "idp")
@@ -230,6 +233,7 @@ def test_check_explains_a_verify_only_set_up_with_providers_and_the_kidless_cap(
     assert "-check-test-only-secret-" not in stderr
 
 
+@pytest.mark.slow
 def test_cli_token_follows_the_access_token_format(tmp_path: Path) -> None:
     env = {"JWT_WSGI_" + k.upper(): v for k, v in AT_JWT.items()}
     token = ok(run("token", "--sub", "bob", cwd=tmp_path, **env)).stdout.strip()

@@ -411,6 +411,7 @@ def test_objects_named_module_attribute_fail_with_the_option(option, value, matc
     assert ALICE_PASSWORD not in str(info.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("target", "match"),
     [

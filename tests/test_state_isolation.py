@@ -140,6 +140,7 @@ def _app(store: str, users_file: str, **options: str) -> BufferedClient:
     return BufferedClient(JWTMiddleware(canary_app, store=store, users_file=users_file, protect=["/api"], **options))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("second", [
     pytest.param({"secret": OTHER_SECRET}, id="other-secret"),
     pytest.param({"secret": SECRET, "issuer": "https://other.example"}, id="same-secret-other-issuer"),
@@ -163,6 +164,7 @@ def test_apps_sharing_a_store_keep_their_users_apart(shared_store: str, users_fi
     assert two.post("/auth/login", json={"username": "alice", "password": ALICE_PASSWORD}).status_code == 200
 
 
+@pytest.mark.slow
 def test_one_app_restarted_keeps_its_own_state(shared_store: str, users_file: str) -> None:
     # The namespace is stable: the same application, built again, sees its own revocations.
     first = _app(shared_store, users_file, secret=SECRET, issuer="https://app.example")
@@ -172,6 +174,7 @@ def test_one_app_restarted_keeps_its_own_state(shared_store: str, users_file: st
     assert again.get("/api/me", headers=bearer(token)).status_code == 401
 
 
+@pytest.mark.slow
 def test_a_logout_everywhere_from_before_the_upgrade_still_holds(shared_store: str, users_file: str) -> None:
     # An earlier version kept subject cut-offs without a namespace. Its "log out everywhere" for
     # alice must still refuse her older tokens once the new version runs on the same store.

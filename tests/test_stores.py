@@ -457,6 +457,7 @@ def test_rotate_across_processes_hands_out_one_successor(shared_url: str) -> Non
         store.close()
 
 
+@pytest.mark.slow
 def test_hits_across_processes_lose_nothing(shared_url: str) -> None:
     """Four freshly spawned workers count 10 failed logins each on one key: 40, none lost."""
     ctx = multiprocessing.get_context("spawn")
@@ -661,7 +662,7 @@ def test_redis_outage_fails_fast_and_recovers(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("query", [pytest.param("?socket_timeout=0.2", id="from-url"),
-                                   pytest.param("", id="default-1s")])
+                                   pytest.param("", id="default-1s", marks=pytest.mark.slow)])
 def test_redis_gives_up_on_a_server_that_never_answers(query: str) -> None:
     """A server that accepts connections and never answers (a hung or overloaded Redis): the store
     answers StoreUnavailable after its socket timeout and hangs up, rather than waiting forever."""

@@ -218,6 +218,7 @@ def test_flask_readme_example(pytester: pytest.Pytester) -> None:
     run(pytester).assert_outcomes(passed=2)
 
 
+@pytest.mark.slow
 def test_django_readme_example(pytester: pytest.Pytester) -> None:
     # A subprocess: Django is configured once per process, and this one's belongs to test_django.
     pytester.mkpydir("mysite")

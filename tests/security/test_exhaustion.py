@@ -193,6 +193,7 @@ def test_an_invalid_token_costs_one_signature_check(app: Any) -> None:
 
 
 # -- gunicorn's request limits over the wire -----------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["gunicorn-werkzeug", "gunicorn-webob", "devserver-werkzeug"])
 @pytest.mark.parametrize(
     ("make", "gunicorn_status"),
@@ -269,6 +270,7 @@ def test_distinct_username_flood_memory_and_work_stay_flat() -> None:
 FLOOD_LIMIT = 110_000  # distinct usernames: past any plausible table bound, ~2 s in-process
 
 
+@pytest.mark.slow
 def test_work_per_request_stays_flat_past_the_counter_table_bound() -> None:
     """Distinct usernames until the memory store's counter table must make room (its bound is
     neither configurable nor observable, so the flood just goes past any plausible one). Every
@@ -287,6 +289,7 @@ def test_work_per_request_stays_flat_past_the_counter_table_bound() -> None:
     assert not grown, f"a request made {start} calls after 2,000 usernames; later ones more: {grown}"
 
 
+@pytest.mark.slow
 def test_username_flood_does_not_reset_the_per_address_limit() -> None:
     """One address, distinct usernames: after its 20th failure every attempt is 429 (no password
     hash), however many usernames it invents."""
@@ -306,6 +309,7 @@ def test_username_flood_does_not_reset_the_per_address_limit() -> None:
     assert len(calls) == 20
 
 
+@pytest.mark.slow
 def test_username_flood_does_not_reset_a_victims_lockout() -> None:
     """alice is locked out after 5 failures; flooding distinct usernames (answered 429 by the
     per-address limit, so cheap) must not buy the attacker 5 more guesses at her password."""
