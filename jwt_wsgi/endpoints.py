@@ -23,6 +23,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ from .errors import (
     BadRequest,
     CSRFFailed,
     ExpiredToken,
+    InsufficientScope,
     InvalidCredentials,
     InvalidGrant,
     InvalidRequest,
@@ -50,6 +52,8 @@ from .errors import (
     UnsupportedTokenType,
 )
 from .http import FORM, JSON, cookie_value, media_type, parse_fields, query_value, wants_html
+from .logs import audit, throttle
+from .metrics import Metrics, MetricsPage
 from .responses import NO_STORE, StartResponse, article_login, json_response, status_line
 from .settings import Settings
 from .stores import Store, check_revoked, cutoff_after
@@ -60,6 +64,8 @@ log = logging.getLogger(__name__)
 
 _NOT_REVOCABLE = ("The token has no jti and cannot be revoked alone; "
                   'send {"all": true} to revoke every token of this user')
+#: The request an endpoint is answering, for its audit events (``None`` in calls from Python).
+_request: ContextVar[dict[str, Any] | None] = ContextVar("jwt_wsgi_endpoint_request", default=None)
 _PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
@@ -203,6 +209,7 @@ class Endpoints:
         jwks: dict[str, Any] | None,
         clock: Callable[[], float] = time.time,
         health: Callable[[dict[str, Any], StartResponse], list[bytes]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.issuer = issuer
@@ -216,6 +223,9 @@ class Endpoints:
         self.refresh_enabled = settings.refresh_path is not None
         self.jwks_body = json.dumps(jwks, separators=(",", ":")).encode() if jwks else None
         self.health = health
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics_page = (MetricsPage(self.metrics, self._metrics_guard())
+                             if settings.metrics_path and metrics is not None else None)
         # Browser sign-in needs somewhere to keep the token: the cookie source.
         self.browser = "cookie" in settings.token_sources and settings.login_path is not None
         self.page = LoginPage(settings.login_template, settings.login_path or "/") if self.browser else None
@@ -235,7 +245,53 @@ class Endpoints:
             table[s.jwks_path] = self.jwks
         if s.health_path and self.health is not None:
             table[s.health_path] = self.health
-        return table
+        if s.metrics_path and self.metrics_page is not None:
+            table[s.metrics_path] = self.metrics_page
+        # Audit events name the request they happened in (client address, request id, path).
+        return {path: self._observed(handler) for path, handler in table.items()}
+
+    @staticmethod
+    def _observed(handler: Callable[[dict[str, Any], StartResponse], list[bytes]]
+                  ) -> Callable[[dict[str, Any], StartResponse], list[bytes]]:
+        def answer(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+            token = _request.set(environ)
+            try:
+                return handler(environ, start_response)
+            finally:
+                _request.reset(token)
+
+        answer.__wrapped__ = handler  # type: ignore[attr-defined]
+        return answer
+
+    def _audit(self, event: str, level: int = logging.INFO, **fields: Any) -> None:
+        """An audit event (:func:`jwt_wsgi.logs.audit`) and its count (:meth:`Metrics.event`)."""
+        environ = _request.get()
+        client = None if environ is None else client_address(environ, self.trusted)
+        audit(event, environ, level=level, client=client, **fields)
+        self.metrics.event(event, fields.get("reason"))
+
+    def _metrics_guard(self) -> Callable[[dict[str, Any]], None] | None:
+        """``metrics_path`` honours ``protect``, ``public`` and ``scopes`` as any path does: under
+        ``protect`` (the default: everything) the scraper needs a valid access token."""
+        from .paths import ExactSet, PrefixSet, fold
+
+        s = self.settings
+        path = s.metrics_path
+        if path is None or not PrefixSet(s.protect).covers(fold(path)) or ExactSet(s.public).covers(path):
+            return None
+        required = [scope for prefix, scopes in s.scopes.items() if PrefixSet([prefix]).covers(fold(path))
+                    for scope in scopes]
+
+        def guard(environ: dict[str, Any]) -> None:
+            token = self.reader.read(environ)
+            if token is None:
+                raise MissingToken()
+            claims = self.verifier.verify(token, expected_type="access")
+            self._check_revoked(claims)
+            if not set(required) <= set(granted_scopes(claims)):
+                raise InsufficientScope(tuple(required))
+
+        return guard
 
     # -- login ---------------------------------------------------------------------------------
     def login(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
@@ -308,13 +364,16 @@ class Endpoints:
         assert self.authenticate is not None
         claims = self.authenticate(username, password)
         if claims is None:
-            log.info("login failed for a user (rate-limit buckets %s)", ",".join(b[-8:] for b in buckets))
+            # The name only when it is a user's: an unknown "name" may be a password typed in
+            # the wrong field.
+            known = self.lookup is not None and self.lookup(username) is not None
+            self._audit("login_failed", reason="invalid_credentials", sub=username if known else None)
             raise InvalidCredentials()
         self._forget_attempt(buckets)
         sub = claims.get("sub", username)
         if not isinstance(sub, str) or not sub:
             raise TypeError("authenticate() returned a 'sub' that is not a non-empty string")
-        log.info("login succeeded")
+        self._audit("login", sub=sub)
         return sub, claims
 
     # -- the browser flow ------------------------------------------------------------------------
@@ -384,16 +443,18 @@ class Endpoints:
         counted: list[str] = []
         retry = 0.0
         try:
-            for limit, key in limits:
+            for (limit, key), kind in zip(limits, ("ip", "user"), strict=True):
                 if not limit.limit:
                     continue
                 count, remaining = self.store.hit(key, limit.window)
                 counted.append(key)
                 if count > limit.limit:
                     retry = max(retry, remaining)
+                    self.metrics.rate_limited(kind)
+                    self._audit("login_failed", reason=f"rate_limited_{kind}")
                     break
         except StoreUnavailable:
-            log.warning("store unavailable while counting a login attempt")
+            throttle.warning(log, "store unavailable while counting a login attempt")
             raise ServiceUnavailable() from None
         if retry:
             raise TooManyRequests(max(1, math.ceil(retry)))
@@ -404,7 +465,7 @@ class Endpoints:
             for key in buckets:
                 self.store.unhit(key)
         except StoreUnavailable:
-            log.warning("store unavailable while clearing a login attempt")
+            throttle.warning(log, "store unavailable while clearing a login attempt")
 
     def _token_response(self, sub: str, claims: Mapping[str, Any], family: str | None = None,
                         successor: _Successor | None = None,
@@ -537,7 +598,9 @@ class Endpoints:
                 # copy. Revoke the whole family (RFC 9700 §4.14.2), so the thief's and the
                 # victim's tokens stop together.
                 self.store.revoke_family(family, now + self.settings.refresh_ttl)
-                log.warning("refresh token reuse detected; family revoked")
+                self.metrics.reuse_detected()
+                self._audit("refresh_reuse", logging.WARNING, reason="family_revoked", sub=claims.get("sub"),
+                            jti=claims["jti"], family=family)
                 raise RevokedToken()
         except StoreUnavailable:
             raise ServiceUnavailable() from None
@@ -545,6 +608,8 @@ class Endpoints:
             # Presented again within refresh_reuse_interval (a client's concurrent refreshes):
             # the same successor as the first time, so the family stays one chain.
             log.info("refresh token presented again within the reuse interval; same successor")
+        self._audit("refresh", reason=None if successor == ours else "within_reuse_interval", sub=claims["sub"],
+                    jti=claims["jti"], family=family)
         sub = claims["sub"]
         if self.lookup is not None:
             fresh = self.lookup(sub)
@@ -607,7 +672,9 @@ class Endpoints:
                 self._revoke_subject(subjects.pop(), now)
         except StoreUnavailable:
             raise ServiceUnavailable() from None
-        log.info("logout%s", " everywhere" if everywhere else "")
+        first = verified[0]
+        self._audit("logout", reason="everywhere" if everywhere else None, sub=first["sub"], jti=first.get("jti"),
+                    family=next((c["fam"] for c in verified if isinstance(c.get("fam"), str)), None))
         if not self.browser:
             start_response("204 No Content", [*NO_STORE])
             return []
@@ -640,7 +707,6 @@ class Endpoints:
         if claims is not None:
             # §2.2.1: a store out of reach is a 503: the client must assume the token still works.
             self.revoke_token(claims)
-            log.info("token revoked (%s)", claims.get("type"))
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2"), *NO_STORE])
         return [b"{}"]
 
@@ -680,13 +746,16 @@ class Endpoints:
         if not isinstance(jti, str):
             raise UnsupportedTokenType()
         now = self.clock()
+        fam = claims.get("fam")
+        family = fam if claims.get("type") == "refresh" and isinstance(fam, str) else None
         try:
             self.store.revoke(jti, float(claims["exp"]))
-            family = claims.get("fam")
-            if claims.get("type") == "refresh" and isinstance(family, str):
+            if family is not None:
                 self.store.revoke_family(family, now + self.settings.refresh_ttl)
         except StoreUnavailable:
             raise ServiceUnavailable() from None
+        self._audit("revocation", reason="endpoint" if _request.get() is not None else "api", sub=claims.get("sub"),
+                    jti=jti, family=family)
 
     def revoke_subject(self, sub: str) -> None:
         """Revoke every token of ``sub`` issued so far (a per-subject cut-off at the current time).
@@ -697,6 +766,7 @@ class Endpoints:
             self._revoke_subject(sub, self.clock())
         except StoreUnavailable:
             raise ServiceUnavailable() from None
+        self._audit("revocation", reason="user", sub=sub)
 
     def _revoke_subject(self, sub: str, now: float) -> None:
         # The mark lives as long as any token issued before it can. To the millisecond: a sign-in

@@ -40,6 +40,7 @@ from .errors import (
 )
 from .health import Health
 from .keys import KeyRing
+from .metrics import hooks_for, timed
 from .responses import ErrorRenderer, StartResponse
 from .routing import OPEN_ROUTE, Handler, Kind, Route, Router
 from .settings import Settings
@@ -104,7 +105,9 @@ class JWTMiddleware:
         self.verifier = TokenVerifier(s, self.keys, clock=clock)
         self.issuer = TokenIssuer(s, self.keys, clock=clock) if self.keys.can_sign else None
         # Several applications may share one SQLite file or Redis: user-named records are kept apart.
-        self.store: Store = namespaced(open_store(s.store, clock=clock), store_namespace(s, self.keys), clock=clock)
+        self.metrics = hooks_for(s)  # the metrics hooks (jwt_wsgi.metrics.Metrics), or None
+        self.store: Store = timed(namespaced(open_store(s.store, clock=clock), store_namespace(s, self.keys),
+                                             clock=clock), self.metrics)
         self.renderer = ErrorRenderer(s.error_format, s.realm)
         authenticate = s.authenticate or (UsersFile(s.users_file) if s.users_file else None)
         self.endpoints = Endpoints(
@@ -117,6 +120,7 @@ class JWTMiddleware:
             jwks=self.keys.jwks(),
             clock=clock,
             health=Health(self.keys, lambda: self.store, clock) if s.health_path else None,
+            metrics=self.metrics,
         )
         table: dict[str, Handler] = dict(self.endpoints.routes())
         if s.verify_path:

@@ -229,6 +229,29 @@ def callable_or_import(option: str, value: Any) -> Any:
     return import_object(option, value)
 
 
+def metrics_hooks(option: str, value: Any) -> Any:
+    """Metrics hooks: an object with the methods of :class:`jwt_wsgi.metrics.Metrics`,
+    ``"module:attribute"`` naming one, or ``"prometheus"`` (the ``prometheus_client`` adapter)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("", "none", "off"):
+            return None
+        if text.lower() == "prometheus":
+            return "prometheus"
+        if ":" not in text:
+            raise ConfigurationError(option, f"expected 'prometheus' or 'module:attribute', got {value!r}")
+        value = import_object(option, text, what=None)
+    if value is None:
+        return None
+    from ..metrics import Metrics
+
+    missing = [name for name in vars(Metrics) if not name.startswith("_") and not callable(getattr(value, name, None))]
+    if isinstance(value, type) or missing:
+        raise ConfigurationError(option, f"{value!r} is not a metrics hooks object (jwt_wsgi.metrics.Metrics); "
+                                 f"it lacks {', '.join(missing) or 'an instance'}")
+    return value
+
+
 def error_format(option: str, value: Any) -> str | Callable[..., Any]:
     if callable(value):
         return value  # type: ignore[no-any-return]

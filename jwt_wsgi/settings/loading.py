@@ -18,8 +18,9 @@ def is_template_text(value: str) -> bool:
     return "$" in value or "<" in value
 
 
-def import_object(option: str, target: str, *, default_attr: str | None = None, what: str = "callable") -> Any:
-    """``package.module:attribute`` (the attribute may be dotted) -> that object, which must be callable.
+def import_object(option: str, target: str, *, default_attr: str | None = None, what: str | None = "callable") -> Any:
+    """``package.module:attribute`` (the attribute may be dotted) -> that object, which must be callable
+    (unless ``what`` is ``None``: any object).
 
     :param option: the option (or argument) named in errors.
     :param default_attr: the attribute when ``target`` names none; without it, one is required.
@@ -40,6 +41,6 @@ def import_object(option: str, target: str, *, default_attr: str | None = None, 
         except AttributeError:
             raise ConfigurationError(option, f"cannot import {target!r}: {module_name!r} has no attribute {attr!r}"
                                      ) from None
-    if not callable(obj):
+    if what is not None and not callable(obj):
         raise ConfigurationError(option, f"{target!r} is not {what}")
     return obj

@@ -31,6 +31,7 @@ from .convert import (
     choice,
     claim_headers,
     error_format,
+    metrics_hooks,
     optional_str,
     parse_duration,
     resolve_sqlite_path,
@@ -79,6 +80,8 @@ CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "revocation_path": optional_str,
     "jwks_path": optional_str,
     "health_path": optional_str,
+    "metrics_path": optional_str,
+    "metrics": metrics_hooks,
     "cors_preflight": boolean,
     "token_sources": str_list,
     "header_name": stripped,
@@ -155,6 +158,7 @@ class Settings:
     revocation_path: str | None = "/auth/revoke"  # RFC 7009
     jwks_path: str | None = "/.well-known/jwks.json"
     health_path: str | None = None  # off: a probe endpoint answered without a token
+    metrics_path: str | None = None  # off: the metrics page (Prometheus), under protect like any path
     cors_preflight: bool = True
     # token sources
     token_sources: tuple[str, ...] = ("header",)
@@ -182,6 +186,8 @@ class Settings:
     max_body_size: int = 16384
     token_cache_size: int = 4096
     allow_weak_secret: bool = False
+    # observability: hooks called as requests are decided (jwt_wsgi.metrics.Metrics), or "prometheus"
+    metrics: Any = None
     # forward auth (nginx auth_request, Traefik ForwardAuth): off unless a path is set
     verify_path: str | None = None
     verify_claim_headers: FrozenMap[str, str] = FrozenMap({"sub": "X-Auth-User"})
@@ -290,6 +296,8 @@ class Settings:
                 value = _hide_password(value)
             elif callable(value):
                 value = f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"
+            elif name == "metrics" and value is not None and not isinstance(value, str):
+                value = f"{type(value).__module__}:{type(value).__qualname__}"
             elif isinstance(value, RateLimit):
                 value = str(value)
             elif name in ("keys", "providers"):

@@ -203,7 +203,8 @@ def check_paths(s: Settings) -> None:
             check_absolute(option, prefix)
     for prefix in s.scopes:
         check_absolute("scopes", prefix)
-    endpoints = ("login_path", "refresh_path", "logout_path", "revocation_path", "jwks_path", "health_path")
+    endpoints = ("login_path", "refresh_path", "logout_path", "revocation_path", "jwks_path", "health_path",
+                 "metrics_path")
     for option in endpoints:
         path = getattr(s, option)
         if path is not None:
@@ -211,7 +212,7 @@ def check_paths(s: Settings) -> None:
     mounted = [p for p in (getattr(s, option) for option in endpoints) if p]
     if len(set(mounted)) != len(mounted):
         raise ConfigurationError("login_path",
-                                 "login, refresh, logout, revocation, jwks and health paths must differ")
+                                 "login, refresh, logout, revocation, jwks, health and metrics paths must differ")
 
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ..claims import issued_at
 from ..errors import ConfigurationError, RevokedToken, ServiceUnavailable, StoreUnavailable
+from ..logs import throttle
 from .base import Store, cutoff_after
 from .memory import MemoryStore
 
@@ -87,9 +88,10 @@ def is_revoked(store: Store, revocation: tuple[Any, ...], *, fail_open: bool = F
         return bool(store.is_revoked(*revocation))
     except StoreUnavailable:
         if fail_open:
-            log.warning("store unavailable; revocation check skipped (store_fail_open)")
+            throttle.warning(log, "store unavailable; revocation check skipped (store_fail_open)")
             return False
-        log.warning("store unavailable; request refused (fail closed)")
+        # Once per interval per process, with a count: an outage is not a line per request.
+        throttle.warning(log, "store unavailable; request refused (fail closed)")
         raise ServiceUnavailable() from None
 
 
