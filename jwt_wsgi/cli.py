@@ -265,6 +265,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if settings.login_path and middleware.issuer is not None and middleware.endpoints.authenticate is None:
         notes.append(f"warning: login_path {settings.login_path} is NOT mounted: no users_file (JWT_WSGI_USERS_FILE) "
                      "or authenticate is configured, so nobody can log in here; tokens must come from elsewhere")
+    if settings.metrics_path:
+        guarded = middleware.endpoints.metrics_page is not None and middleware.endpoints.metrics_page.guard is not None
+        notes.append(f"metrics: {settings.metrics_path} serves the metrics page " + (
+            "to requests with a valid token (it is under protect)" if guarded else
+            "to ANY client (it is not under protect): keep it away from the public, at the proxy"))
     print(json.dumps(settings.public_view(), indent=2, sort_keys=True, default=str))
     # How tokens find their key (which signs, which verify, tokens without kid): on stderr, so
     # that stdout stays the JSON above.
@@ -429,7 +434,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     def options(app: JWTMiddleware) -> dict[str, Any]:
         return gunicorn_options(args.bind, args.workers, worker_class=args.worker_class, threads=threads,
-                                timeout=args.timeout, trusted_proxies=app.settings.trusted_proxies)
+                                timeout=args.timeout, trusted_proxies=app.settings.trusted_proxies,
+                                log_format=args.log_format)
 
     def reload() -> tuple[JWTMiddleware, dict[str, Any]]:
         # SIGHUP: the configuration file and the keys again, checked the same way. When the
@@ -456,7 +462,7 @@ def _serve_app(args: argparse.Namespace, *, default_store: str | None = None) ->
         (default: a SQLite file of this application's own, announced on stderr).
     """
     from .middleware import JWTMiddleware
-    from .serving import import_app
+    from .serving import import_app, prepare_metrics_dir
 
     overrides: dict[str, Any] = {}
     if args.protect:
@@ -480,6 +486,8 @@ def _serve_app(args: argparse.Namespace, *, default_store: str | None = None) ->
             print(f"{PROG}: {args.workers} workers share revocations and rate limits in {settings.store}",
                   file=sys.stderr)
     _refuse_memory_store(settings, args.workers)
+    if settings.metrics_path or settings.metrics == "prometheus":
+        prepare_metrics_dir()  # every worker's counts on the metrics page
     return JWTMiddleware(import_app(args.app) if args.app else _not_found, settings)
 
 
@@ -616,6 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests each gthread worker serves at once (default: 4)")
     p.add_argument("--timeout", type=_bounded_int(1, 86400), default=30, metavar="SECONDS",
                    help="a worker silent for longer is restarted (default: %(default)s)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="text: gunicorn's lines with time, pid and level; json: one JSON object per line "
+                        "(time, level, logger, pid, message and the audit fields) (default: %(default)s)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("users", help="manage the users file")

@@ -266,7 +266,7 @@ class Endpoints:
     def _audit(self, event: str, level: int = logging.INFO, **fields: Any) -> None:
         """An audit event (:func:`jwt_wsgi.logs.audit`) and its count (:meth:`Metrics.event`)."""
         environ = _request.get()
-        client = None if environ is None else client_address(environ, self.trusted)
+        client = None if environ is None or not environ.get("REMOTE_ADDR") else client_address(environ, self.trusted)
         audit(event, environ, level=level, client=client, **fields)
         self.metrics.event(event, fields.get("reason"))
 

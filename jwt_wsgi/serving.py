@@ -15,17 +15,20 @@ sends reaches the logs escaped, on one line, and without query strings or creden
 
 from __future__ import annotations
 
+import atexit
 import copy
 import logging
 import os
-import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gunicorn import glogging
 
 from .errors import ConfigurationError
+from .logs import JSONFormatter, escape_log_text
 from .middleware import WSGIApp
 from .settings.loading import import_object
 
@@ -51,6 +54,7 @@ def gunicorn_options(
     threads: int = DEFAULT_THREADS,
     timeout: int = DEFAULT_TIMEOUT,
     trusted_proxies: Iterable[str] = (),
+    log_format: str = "text",
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """gunicorn settings for ``serve`` and ``demo``.
@@ -60,6 +64,8 @@ def gunicorn_options(
         buffering proxy sits in front.
     :param threads: requests each ``gthread`` worker serves at once.
     :param timeout: seconds a worker may stay silent before the master restarts it.
+    :param log_format: ``text`` (gunicorn's lines: time, pid, level) or ``json`` (JSON lines,
+        :class:`JSONLogger`).
     """
     trusted = ",".join(trusted_proxies)
     options: dict[str, Any] = {
@@ -79,8 +85,10 @@ def gunicorn_options(
         # The default access log line carries the request line (and so any token in a query
         # string); the middleware never accepts query tokens unless told to.
         "access_log_format": ACCESS_LOG_FORMAT,
-        "logger_class": f"{__name__}.Logger",
+        "logger_class": f"{__name__}.{'JSONLogger' if log_format == 'json' else 'Logger'}",
     }
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        options["child_exit"] = _metrics_child_exit
     options.update(extra or {})
     return options
 
@@ -129,44 +137,6 @@ def run(app: WSGIApp, options: dict[str, Any],
 
 
 # -- logs ------------------------------------------------------------------------------------------
-# Anything but printable ASCII, and the backslash that starts our escapes: the slow path.
-_NEEDS_ESCAPE = re.compile(r"[^\x20-\x5b\x5d-\x7e]")
-
-
-def escape_log_text(value: str, *, wsgi: bool = False) -> str:
-    """``value`` as one line of printable text: a log reader sees what was sent, never a new line.
-
-    Control characters (C0, DEL, C1), line and paragraph separators, format characters (bidi
-    overrides, zero-width ones) and every other character Python deems unprintable become
-    ``\\xNN`` / ``\\uNNNN`` escapes; a backslash becomes ``\\\\``, so an escape in the log always
-    means the character was there.
-
-    :param wsgi: ``value`` is a PEP 3333 string (bytes carried as Latin-1): shown as UTF-8 text when
-        the bytes are UTF-8, so ``/%E2%80%A8`` is logged as ``/\\u2028``.
-    """
-    if not _NEEDS_ESCAPE.search(value):
-        return value
-    if wsgi:
-        try:
-            value = value.encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            pass  # not UTF-8 (or not a WSGI string after all): escape what is there
-    out: list[str] = []
-    for char in value:
-        code = ord(char)
-        if char == "\\":
-            out.append("\\\\")
-        elif char.isprintable():
-            out.append(char)
-        elif code < 0x100:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    return "".join(out)
-
-
 def _indented(text: str) -> str:
     # A traceback keeps its lines, each indented and escaped: only a record's first line starts
     # at the margin, so a message with a line break in it cannot pass for another record.
@@ -218,6 +188,9 @@ class Logger(glogging.Logger):  # type: ignore[misc]
     The error log, and jwt_wsgi's own log records when you have not configured logging yourself,
     go through :class:`EscapingFormatter`.
 
+    jwt_wsgi's records (the audit events of ``jwt_wsgi.audit`` included) are shown from gunicorn's
+    log level (``info`` by default), with gunicorn's time, pid and level.
+
     Usage, in a gunicorn configuration file::
 
         logger_class = "jwt_wsgi.serving.Logger"
@@ -239,6 +212,9 @@ class Logger(glogging.Logger):  # type: ignore[misc]
                 if getattr(handler, "_gunicorn", False):
                     package.addHandler(handler)
                     self._package_handlers.append(handler)
+            if self._package_handlers and package.level == logging.NOTSET:
+                # Below WARNING, or the audit events (INFO) would stop at the root logger's level.
+                package.setLevel(self.error_log.level)
 
     def atoms(self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
@@ -251,6 +227,47 @@ class Logger(glogging.Logger):  # type: ignore[misc]
             elif isinstance(value, str):
                 atoms[key] = escape_log_text(_without_query(value) if key in _URL_ATOMS else value, wsgi=True)
         return atoms
+
+
+class JSONLogger(Logger):
+    """:class:`Logger` writing JSON lines (:class:`jwt_wsgi.logs.JSONFormatter`): the error log,
+    jwt_wsgi's records and the access log (its escaped line as ``message``).
+
+    Usage: ``jwt-wsgi serve --log-format json``, or in a gunicorn configuration file::
+
+        logger_class = "jwt_wsgi.serving.JSONLogger"
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if getattr(handler, "_gunicorn", False):
+                    handler.setFormatter(JSONFormatter())
+
+
+def prepare_metrics_dir() -> str:
+    """``PROMETHEUS_MULTIPROC_DIR`` for ``serve``: the one set, or a new private directory
+    (removed when the server exits), so that the metrics page sums every worker's counters.
+
+    Called before anything imports ``prometheus_client``, which reads the variable then.
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        return given
+    path = tempfile.mkdtemp(prefix="jwt-wsgi-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    owner = os.getpid()
+    # The workers are forked from this process: only the master cleans up.
+    atexit.register(lambda: shutil.rmtree(path, ignore_errors=True) if os.getpid() == owner else None)
+    return path
+
+
+def _metrics_child_exit(server: Any, worker: Any) -> None:
+    """gunicorn's ``child_exit``: a worker's live series leave with it (its counts stay counted)."""
+    from .contrib.prometheus import mark_process_dead
+
+    mark_process_dead(worker.pid)
 
 
 def _hidden(atom: str, value: Any) -> bool:
