@@ -76,3 +76,13 @@ access_log_format = ACCESS_LOG_FORMAT
 # Escapes what clients send (a path with %0d%0a in it cannot start a forged log line), drops
 # query strings and credential headers from any format, and escapes jwt_wsgi's own log records.
 logger_class = "jwt_wsgi.serving.Logger"
+
+# Prometheus (metrics_path): with several workers, start gunicorn with PROMETHEUS_MULTIPROC_DIR
+# set to an empty directory, so the metrics page sums every worker's counters; a worker that
+# exits takes its live series with it.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+
+    def child_exit(server, worker):
+        from jwt_wsgi.contrib.prometheus import mark_process_dead
+
+        mark_process_dead(worker.pid)
