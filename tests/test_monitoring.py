@@ -107,3 +107,23 @@ def test_gunicorn_conf_with_a_multiprocess_directory_sums_the_workers(tmp_path, 
     assert sample(text, "jwt_wsgi_store_call_seconds_count", 'op="is_revoked"') == 2, text
     assert len(list(metrics_dir.glob("counter_*.db"))) >= 2  # one file per worker that counted
     assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize(("public", "note"), [
+    pytest.param("", "to requests with a valid token (it is under protect)", id="protected"),
+    pytest.param("/metrics", "to ANY client (it is not under protect)", id="public"),
+])
+def test_check_shows_metrics_path_and_who_may_read_it(tmp_path, users, public, note):
+    import subprocess
+
+    env = server_env(tmp_path / "run", JWT_WSGI_SECRET=SECRET, JWT_WSGI_METRICS_PATH="/metrics",
+                     JWT_WSGI_PUBLIC=public or None)
+    result = subprocess.run([JWT_WSGI, "check"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["metrics_path"] == "/metrics"
+    assert shown["metrics"] is None  # the default: Prometheus, because metrics_path is set
+    assert f"metrics: /metrics serves the metrics page {note}" in result.stderr
+    bad = subprocess.run([JWT_WSGI, "check"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={**env, "JWT_WSGI_METRICS_PATH": "metrics"})
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "metrics_path" in bad.stderr, bad.stderr
