@@ -168,3 +168,9 @@ def test_a_recorder_sees_no_password(make_client, caplog):
     client = make_client(metrics=hooks)
     client.post("/auth/login", json={"username": "alice", "password": ALICE_PASSWORD})
     assert ALICE_PASSWORD not in repr(hooks.calls) and "alice" not in repr(hooks.calls)
+
+
+def test_the_prometheus_adapter_has_every_hook():
+    hooks = [name for name in vars(Metrics) if not name.startswith("_")]
+    assert all(getattr(PrometheusMetrics, name) is not getattr(Metrics, name) for name in hooks)
+    assert all(callable(getattr(PrometheusMetrics, name)) for name in hooks)

@@ -40,7 +40,6 @@ import os
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..metrics import Metrics
 
 try:
     import prometheus_client
@@ -60,8 +59,11 @@ def _multiprocess() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
-class PrometheusMetrics(Metrics):
-    """:class:`~jwt_wsgi.metrics.Metrics` counted with ``prometheus_client``.
+class PrometheusMetrics:
+    """The hooks of :class:`jwt_wsgi.metrics.Metrics`, counted with ``prometheus_client``.
+
+    (It has every method of ``Metrics`` without inheriting from it, so that
+    :mod:`jwt_wsgi.metrics` may choose it without an import cycle.)
 
     :param registry: where the series are registered: by default a registry of this object's
         own (so two middlewares in one process never collide); pass
