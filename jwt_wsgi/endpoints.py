@@ -263,9 +263,10 @@ class Endpoints:
         answer.__wrapped__ = handler  # type: ignore[attr-defined]
         return answer
 
-    def _audit(self, event: str, level: int = logging.INFO, **fields: Any) -> None:
-        """An audit event (:func:`jwt_wsgi.logs.audit`) and its count (:meth:`Metrics.event`)."""
-        environ = _request.get()
+    def _audit(self, event: str, level: int = logging.INFO, *, environ: Any = None, **fields: Any) -> None:
+        """An audit event (:func:`jwt_wsgi.logs.audit`) and its count (:meth:`Metrics.event`), in the
+        request an endpoint is answering (or ``environ``, the application's, for a call from Python)."""
+        environ = _request.get() if environ is None else environ if isinstance(environ, dict) else None
         client = None if environ is None or not environ.get("REMOTE_ADDR") else client_address(environ, self.trusted)
         audit(event, environ, level=level, client=client, **fields)
         self.metrics.event(event, fields.get("reason"))
@@ -326,6 +327,8 @@ class Endpoints:
                    scope: tuple[str, ...] | None = None) -> dict[str, Any]:
         """What a successful password login answers (also :meth:`JWTMiddleware.issue_tokens`)."""
         body = self._token_response(sub, claims, scope=scope, fresh=fresh)
+        if _request.get() is None:  # issue_tokens(): the application checked the credentials
+            self._audit("login", reason="api", sub=sub)
         if self.settings.error_format == "article":
             body = article_login(body)
         return body
@@ -356,6 +359,8 @@ class Endpoints:
         cookies = Cookies(self.settings, self.reader.cookie_secure(environ))
         body = {k: v for k, v in tokens.items() if k not in ("access_token", "refresh_token")}
         body["csrf_token"] = csrf
+        if _request.get() is None:  # login_cookies(): the application checked the credentials
+            self._audit("login", reason="api", sub=sub, environ=environ)
         return self._session_cookies(cookies, tokens, csrf), body
 
     def _authenticate(self, username: str, password: str, environ: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:

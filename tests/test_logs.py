@@ -170,3 +170,13 @@ def test_throttle_keys_by_message_and_counts_per_interval():
     assert throttle.warning(logger, "a %s", 5)
     now[0] = 20.0
     assert throttle.warning(logger, "a %s", 6)  # nothing suppressed since: written as it is
+
+
+def test_sign_ins_from_the_application_are_events(make_client, audit):
+    client = make_client(token_sources=["header", "cookie"])
+    client.middleware.issue_tokens("bob")
+    client.middleware.login_cookies({"REMOTE_ADDR": "192.0.2.1", "PATH_INFO": "/my-login", "SCRIPT_NAME": "",
+                                     "wsgi.url_scheme": "https"}, "carol")
+    found = events(audit)
+    assert [(e["event"], e["reason"], e["sub"], e.get("client"), e.get("path")) for e in found] == [
+        ("login", "api", "bob", None, None), ("login", "api", "carol", "192.0.2.1", "/my-login")]
