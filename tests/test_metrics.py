@@ -174,3 +174,10 @@ def test_the_prometheus_adapter_has_every_hook():
     hooks = [name for name in vars(Metrics) if not name.startswith("_")]
     assert all(getattr(PrometheusMetrics, name) is not getattr(Metrics, name) for name in hooks)
     assert all(callable(getattr(PrometheusMetrics, name)) for name in hooks)
+
+
+def test_a_missing_multiprocess_directory_is_a_configuration_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigurationError) as caught:
+        JWTMiddleware(canary_app, secret=SECRET, metrics_path="/metrics")
+    assert caught.value.option == "metrics_path" and "PROMETHEUS_MULTIPROC_DIR" in caught.value.message

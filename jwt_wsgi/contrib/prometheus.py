@@ -76,6 +76,10 @@ class PrometheusMetrics:
     def __init__(self, registry: Any = None, namespace: str = "jwt_wsgi") -> None:
         if prometheus_client is None:
             raise ConfigurationError("metrics", "needs prometheus_client: pip install 'jwt_wsgi[prometheus]'")
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory and not (os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK)):
+            raise ConfigurationError("metrics", f"PROMETHEUS_MULTIPROC_DIR={directory} is not a writable directory "
+                                     "(create it, empty, before the server starts)")
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r, ns = self.registry, namespace
         self._decisions = Counter("decisions", "Requests under protect, by decision", ["reason"], namespace=ns,
