@@ -613,8 +613,6 @@ class Endpoints:
             # Presented again within refresh_reuse_interval (a client's concurrent refreshes):
             # the same successor as the first time, so the family stays one chain.
             log.info("refresh token presented again within the reuse interval; same successor")
-        self._audit("refresh", reason=None if successor == ours else "within_reuse_interval", sub=claims["sub"],
-                    jti=claims["jti"], family=family)
         sub = claims["sub"]
         if self.lookup is not None:
             fresh = self.lookup(sub)
@@ -630,6 +628,8 @@ class Endpoints:
         csrf = claims.get("csrf")
         if isinstance(csrf, str):
             extra = {**extra, "csrf": csrf}  # the browser keeps its CSRF cookie
+        self._audit("refresh", reason=None if successor == ours else "within_reuse_interval", sub=sub,
+                    jti=claims["jti"], family=family)
         return self._token_response(sub, extra, family, successor, scope), csrf if isinstance(csrf, str) else ""
 
     # -- logout --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from jwt_wsgi import ConfigurationError, JWTMiddleware
 from jwt_wsgi.metrics import Metrics, TimedStore
-from tests.conftest import ALICE_PASSWORD, SECRET, bearer, canary_app, login, mint
+from tests.conftest import ALICE_PASSWORD, SECRET, BufferedClient, bearer, canary_app, login, mint
 
 try:
     from jwt_wsgi.contrib.prometheus import PrometheusMetrics
@@ -136,8 +136,25 @@ def test_metrics_path_under_protect_needs_a_token_and_its_scopes(make_client):
     assert client.get("/metrics", headers=bearer(mint(sub="prometheus", scope="metrics", exp=1))).status_code == 401
 
 
+def test_metrics_prometheus_counts_in_prometheus_clients_registry_once_per_process(make_client):
+    import prometheus_client
+
+    client = make_client(metrics="prometheus")
+    try:
+        assert client.middleware.metrics.registry is prometheus_client.REGISTRY
+        login(client)
+        # The application's own page (here prometheus_client's WSGI app) shows jwt_wsgi's series.
+        page = BufferedClient(prometheus_client.make_wsgi_app()).get("/").get_data(as_text=True)
+        assert sample(page, "jwt_wsgi_events_total", event="login", reason="") == 1
+        with pytest.raises(ConfigurationError) as caught:
+            make_client(metrics="prometheus")
+        assert caught.value.option == "metrics" and "once per process" in caught.value.message
+    finally:  # the process-wide registry as it was
+        for collector in client.middleware.metrics.collectors:
+            prometheus_client.REGISTRY.unregister(collector)
+
+
 def test_metrics_option_names_hooks_in_every_spelling(make_client):
-    assert isinstance(make_client(metrics="prometheus").middleware.metrics, PrometheusMetrics)
     assert isinstance(make_client(metrics_path="/m", public=["/m"]).middleware.metrics, PrometheusMetrics)
     middleware = JWTMiddleware.from_env(canary_app, {"JWT_WSGI_SECRET": SECRET, "JWT_WSGI_METRICS_PATH": "/metrics",
                                                      "JWT_WSGI_METRICS": "tests.test_metrics:HOOKS"})

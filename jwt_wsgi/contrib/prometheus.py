@@ -67,8 +67,9 @@ class PrometheusMetrics:
 
     :param registry: where the series are registered: by default a registry of this object's
         own (so two middlewares in one process never collide); pass
-        ``prometheus_client.REGISTRY`` to have them on the page your application already serves.
-        In multiprocess mode the page is built from ``PROMETHEUS_MULTIPROC_DIR`` instead.
+        ``prometheus_client.REGISTRY`` to have them on the page your application already serves
+        (the option ``metrics = "prometheus"`` does). In multiprocess mode the page is built from
+        ``PROMETHEUS_MULTIPROC_DIR`` instead.
     :param namespace: prefix of every series name.
     :raises ConfigurationError: ``prometheus_client`` is not installed.
     """
@@ -97,6 +98,9 @@ class PrometheusMetrics:
         self._reuse = Counter("refresh_reuse", "Spent refresh tokens presented again (family revoked)",
                               namespace=ns, registry=r)
         self._events = Counter("events", "Audit events", ["event", "reason"], namespace=ns, registry=r)
+        #: Every series of these hooks (to ``registry.unregister()`` them).
+        self.collectors = (self._decisions, self._cache, self._revocation, self._store_seconds, self._store_errors,
+                           self._rate_limited, self._reuse, self._events)
         # Children by label value: one dict look-up per call on the request path.
         self._children: dict[tuple[int, str], Any] = {}
 
