@@ -197,26 +197,14 @@ def hooks_for(settings: Any) -> Metrics | None:
 
     hooks = settings.metrics
     if hooks == "prometheus" or (hooks is None and settings.metrics_path):
-        from .contrib.prometheus import PrometheusMetrics
+        from .contrib.prometheus import PrometheusMetrics, shared
 
-        option = "metrics_path" if settings.metrics is None else "metrics"
         try:
-            if hooks == "prometheus":
-                # prometheus_client's own registry: the page your application (or
-                # prometheus_client.start_http_server) already serves shows jwt_wsgi's series too.
-                import prometheus_client
-
-                hooks = PrometheusMetrics(registry=prometheus_client.REGISTRY)
-            else:
-                hooks = PrometheusMetrics()
+            # "prometheus": in prometheus_client's own registry, so the page your application (or
+            # prometheus_client.start_http_server) already serves shows jwt_wsgi's series too.
+            hooks = shared() if hooks == "prometheus" else PrometheusMetrics()
         except ConfigurationError as error:
-            raise ConfigurationError(option, error.message) from None
-        except ImportError:
-            raise ConfigurationError(option, "needs prometheus_client: pip install 'jwt_wsgi[prometheus]'") from None
-        except ValueError:  # "Duplicated timeseries in CollectorRegistry"
-            raise ConfigurationError("metrics", "'prometheus' puts jwt_wsgi's series in prometheus_client's registry, "
-                                     "once per process; give another middleware metrics=PrometheusMetrics() "
-                                     "(jwt_wsgi.contrib.prometheus) of its own") from None
+            raise ConfigurationError("metrics_path" if settings.metrics is None else "metrics", error.message) from None
     if settings.metrics_path and getattr(type(hooks), "exposition", Metrics.exposition) is Metrics.exposition:
         raise ConfigurationError("metrics_path", "the metrics hooks have no page to serve (no exposition()); "
                                  "leave metrics unset for Prometheus, or set metrics_path = off")

@@ -37,6 +37,7 @@ counters. In a gunicorn configuration file, also tell ``prometheus_client`` when
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -48,7 +49,7 @@ try:
 except ImportError:  # pragma: no cover - the extra is not installed
     prometheus_client = None  # type: ignore[assignment]
 
-__all__ = ["PrometheusMetrics", "STORE_BUCKETS", "mark_process_dead"]
+__all__ = ["PrometheusMetrics", "STORE_BUCKETS", "mark_process_dead", "shared"]
 
 #: Histogram buckets for store calls, in seconds: a local SQLite or Redis answers well under a
 #: millisecond, a stalled one only at its socket timeout.
@@ -145,6 +146,21 @@ class PrometheusMetrics:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         encoder, content_type = choose_encoder(accept)
         return encoder(registry), content_type
+
+
+_shared: PrometheusMetrics | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> PrometheusMetrics:
+    """The process's hooks in ``prometheus_client.REGISTRY`` (the option ``metrics = "prometheus"``):
+    created once, then shared by every middleware that names them, a reloaded one included, so
+    the series are registered once and keep counting."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = PrometheusMetrics(registry=prometheus_client.REGISTRY if prometheus_client else None)
+        return _shared
 
 
 def mark_process_dead(pid: int) -> None:

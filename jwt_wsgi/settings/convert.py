@@ -229,6 +229,11 @@ def callable_or_import(option: str, value: Any) -> Any:
     return import_object(option, value)
 
 
+#: The methods of :class:`jwt_wsgi.metrics.Metrics` (named here: settings import nothing above them).
+METRICS_HOOKS = ("decision", "cache", "revocation_check", "store_call", "rate_limited", "reuse_detected", "event",
+                 "exposition")
+
+
 def metrics_hooks(option: str, value: Any) -> Any:
     """Metrics hooks: an object with the methods of :class:`jwt_wsgi.metrics.Metrics`,
     ``"module:attribute"`` naming one, or ``"prometheus"`` (the ``prometheus_client`` adapter)."""
@@ -243,9 +248,7 @@ def metrics_hooks(option: str, value: Any) -> Any:
         value = import_object(option, text, what=None)
     if value is None:
         return None
-    from ..metrics import Metrics
-
-    missing = [name for name in vars(Metrics) if not name.startswith("_") and not callable(getattr(value, name, None))]
+    missing = [name for name in METRICS_HOOKS if not callable(getattr(value, name, None))]
     if isinstance(value, type) or missing:
         raise ConfigurationError(option, f"{value!r} is not a metrics hooks object (jwt_wsgi.metrics.Metrics); "
                                  f"it lacks {', '.join(missing) or 'an instance'}")
