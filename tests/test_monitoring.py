@@ -127,3 +127,31 @@ def test_check_shows_metrics_path_and_who_may_read_it(tmp_path, users, public, n
     bad = subprocess.run([JWT_WSGI, "check"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                          env={**env, "JWT_WSGI_METRICS_PATH": "metrics"})
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "metrics_path" in bad.stderr, bad.stderr
+
+
+def test_counts_survive_a_hup_reload(tmp_path, users):
+    import os
+    import signal
+
+    from tests.test_reload import replace_workers, started
+
+    config = tmp_path / "jwt.toml"
+    config.write_text(f'secret = "{SECRET}"\nprotect = ["/api"]\nusers_file = "{users}"\nmetrics_path = "/metrics"\n')
+    # (The example module builds its own middleware too, from JWT_WSGI_SECRET, when imported.)
+    env = server_env(tmp_path / "run", JWT_WSGI_SECRET=SECRET, PROMETHEUS_MULTIPROC_DIR=None)
+    server = Server([JWT_WSGI, "serve", "examples.plain_wsgi:app", "--config", str(config), "--bind",
+                     "127.0.0.1:{port}", "--workers", "2"], env, tmp_path / "logs", name="serve-hup")
+
+    def logins() -> float:
+        return sample(get(server.base_url, "/metrics").body.decode(), "jwt_wsgi_events_total",
+                      'event="login",reason=""')
+
+    with server:
+        started(server)
+        login(server.base_url, "alice", ALICE_PASSWORD)
+        assert logins() == 1
+        replace_workers(server, lambda: os.kill(server.pid, signal.SIGHUP))  # a new middleware, new workers
+        assert logins() == 1  # the old workers' counts are still summed
+        login(server.base_url, "alice", ALICE_PASSWORD)
+        assert logins() == 2
+    assert "reload failed" not in server.output() and "Traceback" not in server.output()
