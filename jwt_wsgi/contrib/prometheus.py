@@ -102,32 +102,36 @@ class PrometheusMetrics:
         #: Every series of these hooks (to ``registry.unregister()`` them).
         self.collectors = (self._decisions, self._cache, self._revocation, self._store_seconds, self._store_errors,
                            self._rate_limited, self._reuse, self._events)
-        # Children by label value: one dict look-up per call on the request path.
-        self._children: dict[tuple[int, str], Any] = {}
+        # The child of each label value, found with one dict look-up on the request path
+        # (prometheus_client's labels() takes a lock).
+        self._decision_of: dict[str, Any] = {}
+        self._cache_of = {True: self._cache.labels("hit"), False: self._cache.labels("miss")}
+        self._revocation_of: dict[str, Any] = {}
+        self._seconds_of: dict[str, Any] = {}
 
-    def _child(self, metric: Any, value: str) -> Any:
-        key = (id(metric), value)
-        child = self._children.get(key)
+    @staticmethod
+    def _child(children: dict[str, Any], metric: Any, value: str) -> Any:
+        child = children.get(value)
         if child is None:
-            child = self._children[key] = metric.labels(value)
+            child = children[value] = metric.labels(value)
         return child
 
     def decision(self, reason: str) -> None:
-        self._child(self._decisions, reason).inc()
+        (self._decision_of.get(reason) or self._child(self._decision_of, self._decisions, reason)).inc()
 
     def cache(self, hit: bool) -> None:
-        self._child(self._cache, "hit" if hit else "miss").inc()
+        self._cache_of[hit].inc()
 
     def revocation_check(self, result: str) -> None:
-        self._child(self._revocation, result).inc()
+        (self._revocation_of.get(result) or self._child(self._revocation_of, self._revocation, result)).inc()
 
     def store_call(self, op: str, seconds: float, ok: bool) -> None:
-        self._child(self._store_seconds, op).observe(seconds)
+        (self._seconds_of.get(op) or self._child(self._seconds_of, self._store_seconds, op)).observe(seconds)
         if not ok:
-            self._child(self._store_errors, op).inc()
+            self._store_errors.labels(op).inc()
 
     def rate_limited(self, kind: str) -> None:
-        self._child(self._rate_limited, kind).inc()
+        self._rate_limited.labels(kind).inc()
 
     def reuse_detected(self) -> None:
         self._reuse.inc()
