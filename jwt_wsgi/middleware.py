@@ -40,7 +40,8 @@ from .errors import (
 )
 from .health import Health
 from .keys import KeyRing
-from .metrics import hooks_for, timed
+from .logs import throttle
+from .metrics import LOGIN_REDIRECT, PREFLIGHT, active, hooks_for, timed
 from .responses import ErrorRenderer, StartResponse
 from .routing import OPEN_ROUTE, Handler, Kind, Route, Router
 from .settings import Settings
@@ -106,6 +107,7 @@ class JWTMiddleware:
         self.issuer = TokenIssuer(s, self.keys, clock=clock) if self.keys.can_sign else None
         # Several applications may share one SQLite file or Redis: user-named records are kept apart.
         self.metrics = hooks_for(s)  # the metrics hooks (jwt_wsgi.metrics.Metrics), or None
+        self._metrics = active(self.metrics)  # None when they do nothing: not even called then
         self.store: Store = timed(namespaced(open_store(s.store, clock=clock), store_namespace(s, self.keys),
                                              clock=clock), self.metrics)
         self.renderer = ErrorRenderer(s.error_format, s.realm)
@@ -298,15 +300,23 @@ class JWTMiddleware:
                 return self.app(environ, start_response)
             missing = self._missing  # as _decide would answer, without raising and rendering
             if missing is not None and route.kind is _PROTECTED and environ.get("REQUEST_METHOD") != "OPTIONS":
+                if self._metrics is not None:
+                    self._metrics.decision("missing_token")
                 start_response(missing[0], list(missing[1]))
                 return [missing[2]]
         try:
             answer, claims = self._decide(environ, route)
             if answer is not None:
+                if self._metrics is not None and route.kind is _PROTECTED:
+                    self._metrics.decision(PREFLIGHT if answer == self._preflight else LOGIN_REDIRECT)
                 return answer(environ, start_response)
         except AuthError as error:
+            if self._metrics is not None and route.kind is not _ENDPOINT:
+                self._metrics.decision(error.code)
             return self._respond(error, start_response)
         except Exception:
+            if self._metrics is not None and route.kind is not _ENDPOINT:
+                self._metrics.decision("internal_error")
             log.exception("jwt_wsgi failed while handling a request")
             return self._respond(InternalError(), start_response)
         return self._grant(environ, start_response, claims, route.kind is _PROTECTED, self.app)
@@ -383,6 +393,8 @@ class JWTMiddleware:
         else:
             token, source = self.reader.read_with_source(environ)
             hit = None if token is None else self.verified.lookup(token)
+        if self._metrics is not None and token is not None:
+            self._metrics.cache(hit is not None)
         if hit is not None:
             claims, revocation = hit
         elif token is None:
@@ -424,6 +436,8 @@ class JWTMiddleware:
                     raise UserNotFound()
             except AuthError as error:
                 if required or error.status >= 500:
+                    if self._metrics is not None and required:
+                        self._metrics.decision(error.code)
                     return self._respond(error, start_response)
                 user = None  # the loader refused the user: anonymous here, as with an invalid token
             if user is None:
@@ -432,6 +446,8 @@ class JWTMiddleware:
                 environ[USER_KEY] = user
         if claims is None:
             return app(environ, start_response)  # nothing for requires()/get_claims() to find
+        if self._metrics is not None and required:
+            self._metrics.decision("allowed")
         environ[CLAIMS_KEY] = claims
         environ["REMOTE_USER"] = claims["sub"]
         environ["AUTH_TYPE"] = "Bearer"
@@ -443,7 +459,7 @@ class JWTMiddleware:
 
     def _respond(self, error: AuthError, start_response: StartResponse) -> list[bytes]:
         if isinstance(error, StoreUnavailable):  # not translated on its way out: still worth a line
-            log.warning("store unavailable: %s", error)
+            throttle.warning(log, "store unavailable: %s", error)  # once per interval, with a count
         try:
             return self.renderer.respond(error, start_response)
         except Exception:
@@ -511,10 +527,16 @@ class JWTMiddleware:
             route = self.router.route((original["SCRIPT_NAME"], original["PATH_INFO"]))
             answer, claims = self._decide(original, route)
         except AuthError as error:
+            if self._metrics is not None:
+                self._metrics.decision(error.code)
             return self._respond(error, start_response)
         except Exception:
+            if self._metrics is not None:
+                self._metrics.decision("internal_error")
             log.exception("jwt_wsgi failed while verifying a forwarded request")
             return self._respond(InternalError(), start_response)
+        if self._metrics is not None and answer is not None and route.kind is _PROTECTED:
+            self._metrics.decision(PREFLIGHT if answer == self._preflight else LOGIN_REDIRECT)
         if answer == self._to_login:
             return self._to_login(original, start_response)  # the sign-in redirect of a browser page
         # An endpoint or a CORS preflight (no token needed), a path outside protect, or a granted

@@ -73,6 +73,12 @@ def test_without_metrics_the_store_is_not_wrapped(make_client):
     assert not isinstance(client.middleware.store, TimedStore)
     assert make_client(metrics=Metrics()).middleware.store.__class__ is not TimedStore  # the no-op base
 
+    class Counting(Metrics):
+        def decision(self, reason: str) -> None:
+            pass
+
+    assert isinstance(make_client(metrics=Counting()).middleware.store, TimedStore)  # a subclass is called
+
 
 def test_hooks_hear_logins_store_calls_revocation_checks_rate_limits_and_reuse(make_client):
     hooks = Recorder()
@@ -202,3 +208,39 @@ def test_a_missing_multiprocess_directory_is_a_configuration_error(tmp_path, mon
     with pytest.raises(ConfigurationError) as caught:
         JWTMiddleware(canary_app, secret=SECRET, metrics_path="/metrics")
     assert caught.value.option == "metrics_path" and "PROMETHEUS_MULTIPROC_DIR" in caught.value.message
+
+
+def test_decisions_by_reason_and_cache_lookups(make_client):
+    hooks = Recorder()
+    client = make_client(metrics=hooks, scopes={"/admin": ["admin"]})
+    token = login(client)["access_token"]
+    del hooks.calls[:]
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+    statuses = [
+        client.get("/api/me").status_code,  # no credential: answered inline
+        client.get("/api/me", headers=bearer(token)).status_code,  # first seen: a cache miss
+        client.get("/api/me", headers=bearer(token)).status_code,  # seen: a hit
+        client.get("/api/me", headers=bearer(mint(exp=1))).status_code,
+        client.get("/admin", headers=bearer(token)).status_code,
+        client.get("/api/me", headers={"Authorization": "Bearer"}).status_code,
+        client.options("/api/me", headers=preflight).status_code,
+        client.get("/elsewhere", headers=bearer(token)).status_code,  # outside protect: no decision
+        client.post("/auth/login", json={"username": "alice", "password": "no"}).status_code,  # an endpoint: none
+    ]
+    assert statuses == [401, 200, 200, 401, 403, 400, 204, 200, 401]
+    decisions = [c[1] for c in hooks.calls if c[0] == "decision"]
+    assert decisions == ["missing_token", "allowed", "allowed", "token_expired", "insufficient_scope",
+                         "invalid_request", "preflight"]
+    lookups = [c[1] for c in hooks.calls if c[0] == "cache"]
+    assert lookups == [False, True, False, True, True]  # the expired token was never cached
+
+
+def test_decisions_of_user_loader_refusals_and_forward_auth(make_client):
+    hooks = Recorder()
+    client = make_client(metrics=hooks, verify_path="/verify", user_loader=lambda claims: None)
+    token = mint(sub="ghost")
+    assert client.get("/api/me", headers=bearer(token)).status_code == 401  # the loader knows no ghost
+    original = {"X-Original-URI": "/api/me", "X-Original-Method": "GET"}
+    assert client.get("/verify", headers=original).status_code == 401
+    assert [c[1] for c in hooks.calls if c[0] == "decision"] == ["user_not_found", "missing_token"]
+
