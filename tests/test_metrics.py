@@ -125,7 +125,8 @@ def test_metrics_path_serves_prometheus_counters(make_client):
     assert sample(page, "jwt_wsgi_refresh_reuse_total") == 1
     assert sample(page, "jwt_wsgi_revocation_checks_total", result="not_revoked") >= 1
     assert sample(page, "jwt_wsgi_store_call_seconds_count", op="rotate") == 2
-    assert "# TYPE jwt_wsgi_decisions_total counter" in page
+    assert sample(page, "jwt_wsgi_decisions_total", reason="allowed") == 1
+    assert sample(page, "jwt_wsgi_token_cache_lookups_total", result="miss") == 1
     assert client.head("/metrics").status_code == 200
     assert client.post("/metrics").status_code == 405
     open_metrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})

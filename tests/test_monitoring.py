@@ -57,6 +57,7 @@ def test_serve_sums_two_workers_and_logs_a_timestamped_audit_line(tmp_path, user
     # One request in each worker: only the sum of both processes' files says 2.
     assert sample(text, "jwt_wsgi_revocation_checks_total", 'result="not_revoked"') == 2, text
     assert sample(text, "jwt_wsgi_events_total", 'event="login",reason=""') == 1, text
+    assert sample(text, "jwt_wsgi_decisions_total", 'reason="allowed"') == 2, text
     assert sample(text, "jwt_wsgi_events_total", 'event="login_failed",reason="invalid_credentials"') == 1, text
     errors = server.stderr_path.read_text()
     stamp = r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[INFO\] "
