@@ -202,8 +202,11 @@ class Logger(glogging.Logger):  # type: ignore[misc]
             if getattr(handler, "_gunicorn", False) and not isinstance(handler.formatter, EscapingFormatter):
                 handler.setFormatter(EscapingFormatter(handler.formatter))
         package = logging.getLogger(__name__.rpartition(".")[0])
-        for handler in getattr(self, "_package_handlers", ()):
-            package.removeHandler(handler)
+        for handler in list(package.handlers):
+            # gunicorn's own handlers, lent by this Logger or by the one a SIGHUP replaced: the
+            # replaced one's streams are no longer reopened on USR1 (log rotation).
+            if getattr(handler, "_gunicorn", False):
+                package.removeHandler(handler)
         self._package_handlers: list[logging.Handler] = []
         if not package.handlers and not logging.root.handlers:
             # Nobody configured logging: without this, jwt_wsgi's warnings and tracebacks would

@@ -243,3 +243,38 @@ def test_serve_sync_workers_on_request(tmp_path: Path) -> None:
     with server:
         server.check(status_of(get_raw(server.port, b"/")) == 200, "GET / under sync workers")
     server.check("Using worker: sync" in server.stderr_path.read_text(), "--worker-class sync was not used")
+
+
+def test_a_reloaded_logger_takes_over_jwt_wsgi_records() -> None:
+    """SIGHUP makes gunicorn build a new Logger in the same process: jwt_wsgi's records must go
+    through the new one's handlers (which USR1 reopens after log rotation), not the old one's,
+    and never through both."""
+    import logging
+
+    from gunicorn.config import Config
+
+    from jwt_wsgi.serving import Logger
+
+    package = logging.getLogger("jwt_wsgi")
+    # As in a gunicorn worker: nobody configured logging (pytest's capture handlers are set aside).
+    saved_package, saved_root = list(package.handlers), list(logging.root.handlers)
+    for handler in saved_package:
+        package.removeHandler(handler)
+    for handler in saved_root:
+        logging.root.removeHandler(handler)
+    level = package.level
+    try:
+        first = Logger(Config())
+        lent = [h for h in first.error_log.handlers if getattr(h, "_gunicorn", False)]
+        assert lent and package.handlers == lent
+        second = Logger(Config())  # what a SIGHUP does
+        fresh = [h for h in second.error_log.handlers if getattr(h, "_gunicorn", False)]
+        assert package.handlers == fresh and not set(lent) & set(package.handlers)
+    finally:
+        for handler in list(package.handlers):
+            package.removeHandler(handler)
+        for handler in saved_package:
+            package.addHandler(handler)
+        for handler in saved_root:
+            logging.root.addHandler(handler)
+        package.setLevel(level)
