@@ -23,11 +23,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# The inner loop: no test that starts a process (marker `slow`), and a tenth of the
-# Hypothesis budget (tests/fuzz.py). `make test` runs everything with the full budget.
+# The inner loop: no test that starts a process (marker `slow`), a tenth of the Hypothesis
+# budget (tests/fuzz.py), on every core (pytest-xdist). `make test` runs everything, serially,
+# with the full budget.
 FAST_FUZZ_EXAMPLES ?= 30
 test-fast: $(STAMP)
-	FUZZ_EXAMPLES=$(FAST_FUZZ_EXAMPLES) $(PY) -m pytest -q -m 'not slow'
+	FUZZ_EXAMPLES=$(FAST_FUZZ_EXAMPLES) $(PY) -m pytest -q -m 'not slow' -n auto
 
 bench: $(STAMP)
 	$(PY) -m bench
