@@ -183,6 +183,16 @@ def test_an_endpoint_path_is_allowed_only_when_every_reading_names_it():
     assert ask(client, "/auth/x/../refresh").status_code == 401
 
 
+def test_the_metrics_page_under_protect_is_refused_without_a_token_as_the_middleware_refuses_it():
+    """``metrics_path`` is decided as any path is: the verifier does not wave it through as an endpoint."""
+    client = verifier(protect=["/"], metrics_path="/metrics", scopes={"/metrics": ["metrics"]})
+    assert client.get("/metrics").status_code == 401  # the middleware itself
+    assert ask(client, "/metrics").status_code == 401
+    assert ask(client, "/metrics", headers=bearer(mint(sub="alice", scope="read"))).status_code == 403
+    assert ask(client, "/metrics", headers=bearer(mint(sub="prometheus", scope="metrics"))).status_code == 200
+    assert ask(verifier(protect=["/api"], metrics_path="/metrics"), "/metrics").status_code == 200  # not protected
+
+
 def test_verify_path_is_reached_only_by_its_exact_spelling():
     """``/_verify/..`` or ``/_VERIFY`` is not the verifier: it is an ordinary (protected) request."""
     client = verifier(protect=["/"])
