@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.fixtures import PATH, REPO, KeyPair, free_port, machine, new_secret
 from bench.report import machine_line, write_json
+from bench.runner import percentile
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 RESULTS = REPO / "bench" / "results"
@@ -299,8 +300,8 @@ def load(port: int, request: bytes, connections: int, duration: float, server: S
         "requests": ok,
         "errors": errors,
         "rps": ok / window,
-        "p50_ms": _pct(latencies, 50) * 1000,
-        "p99_ms": _pct(latencies, 99) * 1000,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
         "client_cpu_us_per_request": client_cpu / ok * 1e6 if ok else None,
     }
     if server is not None:
@@ -309,11 +310,6 @@ def load(port: int, request: bytes, connections: int, duration: float, server: S
     return out
 
 
-def _pct(sorted_values: list[float], pct: float) -> float:
-    if not sorted_values:
-        return math.nan
-    index = min(len(sorted_values) - 1, max(0, math.ceil(pct / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -474,4 +470,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

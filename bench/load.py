@@ -686,13 +686,6 @@ def run_phases(args: argparse.Namespace, store: Store, failover: bool) -> list[P
     return phases
 
 
-def percentile(sorted_values: list[float], pct: float) -> float:
-    if not sorted_values:
-        return math.nan
-    index = min(len(sorted_values) - 1, max(0, math.ceil(pct / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
 def _overlaps(t0: float, t1: float, window: tuple[float, float] | None) -> bool:
     return window is not None and t0 < window[1] and t1 > window[0]
 
@@ -720,6 +713,8 @@ def verdict(row: Row, phase: Phase) -> str:
 def summarise(rows: list[Row], phases: list[Phase]) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     """Per phase: counts and latency; and the first 50 wrong decisions and unexpected answers
     (times in seconds from the start of the first phase; each phase lists its outage windows)."""
+    from bench.runner import percentile  # here: gunicorn imports this module for its app
+
     out: list[dict[str, Any]] = []
     listed: dict[str, list[dict[str, Any]]] = {"wrong": [], "unexpected": []}
     for phase in phases:

@@ -141,6 +141,14 @@ def run_rounds(
 
 
 # -- summaries ---------------------------------------------------------------------------------
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """The nearest-rank percentile of already sorted values (NaN for none)."""
+    if not sorted_values:
+        return math.nan
+    index = min(len(sorted_values) - 1, max(0, math.ceil(pct / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 

@@ -22,11 +22,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from .claims import is_numeric_date
 from .stores import revocation_args
 
 
 class VerifiedTokens:
-    """LRU map of token text -> (claims, usable until).
+    """LRU map of token text -> (claims, usable until, the store's ``is_revoked`` arguments).
 
     :param max_entries: the bound; ``0`` disables caching.
     :param leeway: seconds after ``exp`` during which a token still verifies.
@@ -43,6 +44,11 @@ class VerifiedTokens:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every verdict (the keys they were reached with have changed)."""
+        with self._lock:
+            self._entries.clear()
 
     def get(self, token: str) -> dict[str, Any] | None:
         """A copy of the cached claims, or ``None`` (unknown or expired: verify again)."""
@@ -70,12 +76,12 @@ class VerifiedTokens:
         if not self.max_entries:
             return
         exp = claims.get("exp")
-        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        if not is_numeric_date(exp):
             return
-        until = exp + self.leeway
+        flat = not any(type(value) in (dict, list) for value in claims.values())
+        entry = (claims.copy() if flat else _deep(claims), exp + self.leeway, revocation_args(claims), flat)
         with self._lock:
-            flat = not any(type(value) in (dict, list) for value in claims.values())
-            self._entries[token] = (claims.copy() if flat else _deep(claims), until, revocation_args(claims), flat)
+            self._entries[token] = entry
             self._entries.move_to_end(token)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)

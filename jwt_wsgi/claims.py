@@ -15,6 +15,9 @@ from typing import Any, TypeGuard
 RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "type", "fam"})
 #: Set on access tokens minted by a login with a password (not by a refresh): see ``requires(fresh=True)``.
 FRESH_CLAIM = "fresh"
+#: Every claim a token minted here gets from the middleware, ``fresh`` included: what the
+#: application's own claims (``issue_tokens``) may not set.
+MINTED_CLAIMS = RESERVED_CLAIMS | {FRESH_CLAIM}
 
 # The largest NumericDate accepted: the last second of the year 9999. Any time claim beyond it
 # (a 400-digit integer, 1e400 read as infinity, NaN) is refused as a malformed token rather than

@@ -278,10 +278,15 @@ class Endpoints:
 
         s = self.settings
         path = s.metrics_path
-        if path is None or not PrefixSet(s.protect).covers(fold(path)) or ExactSet(s.public).covers(path):
+        if path is None:
             return None
-        required = [scope for prefix, scopes in s.scopes.items() if PrefixSet([prefix]).covers(fold(path))
-                    for scope in scopes]
+        folded = fold(path)
+        if not PrefixSet(s.protect).covers(folded) or ExactSet(s.public).covers(path):
+            return None
+        # Decided once here: the scopes the scraper's token must grant, as a tuple (for the 403) and a set.
+        required = tuple(scope for prefix, scopes in s.scopes.items() if PrefixSet([prefix]).covers(folded)
+                         for scope in scopes)
+        needed = frozenset(required)
 
         def guard(environ: dict[str, Any]) -> None:
             token = self.reader.read(environ)
@@ -289,8 +294,8 @@ class Endpoints:
                 raise MissingToken()
             claims = self.verifier.verify(token, expected_type="access")
             self._check_revoked(claims)
-            if not set(required) <= set(granted_scopes(claims)):
-                raise InsufficientScope(tuple(required))
+            if not needed.issubset(granted_scopes(claims)):
+                raise InsufficientScope(required)
 
         return guard
 

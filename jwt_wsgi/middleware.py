@@ -22,7 +22,7 @@ from .browser import (
     wants_html,
 )
 from .cache import VerifiedTokens
-from .claims import FRESH_CLAIM, RESERVED_CLAIMS
+from .claims import MINTED_CLAIMS
 from .context import CLAIMS_KEY, ENVIRON_PREFIX, RENDERER_KEY, USER_KEY, current_environ, token_scopes
 from .endpoints import Endpoints
 from .errors import (
@@ -198,7 +198,7 @@ class JWTMiddleware:
         if claims is not None and not isinstance(claims, Mapping):
             raise ValueError("issue_tokens(): claims must be a mapping of claim names to values")
         extra = dict(claims or {})
-        reserved = sorted(name for name in extra if name in RESERVED_CLAIMS or name == FRESH_CLAIM)
+        reserved = sorted(name for name in extra if name in MINTED_CLAIMS)
         if reserved or not all(isinstance(name, str) for name in extra):
             raise ValueError(f"issue_tokens(): claims may not set {', '.join(reserved) or 'non-string names'}: "
                              "the middleware sets them (the subject is the first argument)")
@@ -418,7 +418,7 @@ class JWTMiddleware:
         verdicts reached with a key its issuer has dropped since."""
         version = self.keys.refresh_due()
         if version != self._keys_version:
-            self.verified = VerifiedTokens(self.settings.token_cache_size, self.settings.leeway, self.clock)
+            self.verified.clear()
             self._keys_version = version
 
     def _grant(self, environ: dict[str, Any], start_response: StartResponse, claims: dict[str, Any] | None,

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .claims import MINTED_CLAIMS
+
 if TYPE_CHECKING:
     from .middleware import JWTMiddleware
     from .settings import Settings
@@ -190,12 +192,10 @@ class TokenFactory:
         *,
         fresh: bool = True,
     ) -> str:
-        from .claims import FRESH_CLAIM, RESERVED_CLAIMS
-
         extra = self._claims(scopes, roles, claims)
         # The claims the middleware sets itself (exp, aud, type, ...) cannot be asked of
         # issue_tokens: they are changed afterwards, and the token signed again.
-        reserved = {k: v for k, v in extra.items() if k in RESERVED_CLAIMS or k == FRESH_CLAIM}
+        reserved = {k: v for k, v in extra.items() if k in MINTED_CLAIMS}
         token = str(self.middleware.issue_tokens(
             sub, {k: v for k, v in extra.items() if k not in reserved}, fresh=fresh)["access_token"])
         import jwt

@@ -55,6 +55,11 @@ def _answers_ping(port: int, password: str | None) -> bool:
         return False
 
 
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        unavailable(f"{tool} not installed")
+
+
 class RedisServer:
     """One ``redis-server`` process that a test can stop and start again on the same port.
 
@@ -169,8 +174,7 @@ def running_redis(directory: Path, *, password: str | None = None) -> Iterator[R
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for the session (skipped locally, failed in CI, when not installed)."""
-    if shutil.which("redis-server") is None:
-        unavailable("redis-server not installed")
+    _need("redis-server")
     with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
 
@@ -212,11 +216,6 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = _TOPOL
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g}s waiting for {what}", pytrace=False)
         time.sleep(0.05)
-
-
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        unavailable(f"{tool} not installed")
 
 
 class ClusterServers:

@@ -95,28 +95,28 @@ DEFAULT_PREFIX = "jwt_wsgi:"
 
 # The state marker: this store's epoch, the time from which it has kept every record. It has no
 # expiry, so it vanishes only with the data (a restart without persistence, FLUSHALL, eviction);
-# whoever finds it missing writes a new one with the current time. Returns {epoch, created}.
-# KEYS[1]: the marker; ARGV[1]: now.
-_EPOCH_LUA = """#!lua flags=allow-oom
-local epoch = redis.call('GET', KEYS[1])
-if epoch then return {epoch, 0} end
-redis.call('SET', KEYS[1], ARGV[1])
-return {ARGV[1], 1}
+# whoever finds it missing writes a new one with the current time. Every script that reads it
+# runs this block, given the marker's key and the current time; it leaves the locals ``epoch``
+# and ``created`` (1 when this call wrote the marker).
+def _read_epoch(key: str, now: str) -> str:
+    return f"""local epoch = redis.call('GET', {key})
+local created = 0
+if not epoch then
+  epoch = {now}
+  created = 1
+  redis.call('SET', {key}, epoch)
+end
 """
+
+
+# Returns {epoch, created}. KEYS[1]: the marker; ARGV[1]: now.
+_EPOCH_LUA = "#!lua flags=allow-oom\n" + _read_epoch("KEYS[1]", "ARGV[1]") + "return {epoch, created}\n"
 
 # The marker first (see _EPOCH_LUA): a token issued before the epoch is revoked, since whatever
 # the store knew about it may be lost (an undated token, iat 0, cannot be judged so). Returns {revoked, epoch, created}.
 # KEYS[1]: the marker, then the revoked-jti and revoked-family keys that apply, then the subject
 # key; ARGV[1]: iat, ARGV[2]: now.
-_IS_REVOKED = """#!lua flags=allow-oom
-local iat = tonumber(ARGV[1])
-local epoch = redis.call('GET', KEYS[1])
-local created = 0
-if not epoch then
-  epoch = ARGV[2]
-  created = 1
-  redis.call('SET', KEYS[1], epoch)
-end
+_IS_REVOKED = "#!lua flags=allow-oom\n" + _read_epoch("KEYS[1]", "ARGV[2]") + """local iat = tonumber(ARGV[1])
 if iat ~= 0 and iat < tonumber(epoch) then return {1, epoch, created} end
 for i = 2, #KEYS - 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {1, epoch, created} end
@@ -163,14 +163,7 @@ return redis.call('GET', KEYS[2])
 _HIT = """#!lua
 local count = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
-local epoch = redis.call('GET', KEYS[2])
-local created = 0
-if not epoch then
-  epoch = ARGV[2]
-  created = 1
-  redis.call('SET', KEYS[2], epoch)
-end
-return {count, redis.call('PTTL', KEYS[1]), epoch, created}
+""" + _read_epoch("KEYS[2]", "ARGV[2]") + """return {count, redis.call('PTTL', KEYS[1]), epoch, created}
 """
 
 _UNHIT = """#!lua
